@@ -1,0 +1,496 @@
+//! The conformance suite: every backend must behave exactly like this.
+//!
+//! A backend's test file invokes [`conformance_tests!`] with an async expression that makes a
+//! fresh, empty store and a guard that cleans it up when dropped (a temporary directory, a key
+//! prefix); each case becomes its own `#[tokio::test]`, so cases run in parallel, each on its own
+//! store.
+//!
+//! ```text
+//! tessera_store::conformance_tests!(async { (my_backend::open_fresh().await, cleanup_guard) });
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_core::ids::{SessionId, TokenId, UserId};
+use tessera_core::revocation::RevocationEntry;
+use tessera_core::session::{ClientInfo, RevokeReason, Session, SessionPolicy};
+use tessera_core::Timestamp;
+
+use crate::{NewUser, SessionSelector, SessionStore, StoreError, UserStore};
+
+/// What a conformance case runs against.
+pub trait TestStore: UserStore + SessionStore {}
+impl<T: UserStore + SessionStore> TestStore for T {}
+
+const KEEP: Duration = Duration::from_secs(330);
+
+fn policy() -> SessionPolicy {
+    SessionPolicy {
+        idle_ttl: Duration::from_secs(100),
+        max_age: Duration::from_secs(1000),
+        grace: Duration::from_secs(5),
+    }
+}
+
+fn t(secs: i64) -> Timestamp {
+    // A fixed, realistic epoch so backends that store absolute times behave as in production.
+    Timestamp::from_secs(1_800_000_000 + secs)
+}
+
+async fn user(store: &impl TestStore, name: &str) -> UserId {
+    let new = NewUser {
+        username: name.into(),
+        password_hash: Some("$argon2id$x".into()),
+        roles: vec!["r".into()],
+    };
+    store.create_user(&new, t(0)).await.expect("create user").id
+}
+
+async fn session_at(store: &impl TestStore, user_id: &UserId, at: i64) -> Session {
+    let client = ClientInfo {
+        client_id: "tessera".into(),
+        user_agent: Some("ua".into()),
+        ip: Some("127.0.0.1".into()),
+    };
+    let s = Session::new(user_id.clone(), "k1".into(), client, &policy(), t(at));
+    store
+        .create_session(&s, 100, KEEP)
+        .await
+        .expect("create session");
+    s
+}
+
+/// Users: create, find by id and by name (ignoring case), uniqueness, updates, delete.
+pub async fn users(store: impl TestStore) {
+    let new = NewUser {
+        username: "Alice".into(),
+        password_hash: Some("$argon2id$a".into()),
+        roles: vec!["admin".into()],
+    };
+    let alice = store.create_user(&new, t(0)).await.expect("create");
+    assert_eq!(
+        store.user_by_id(&alice.id).await.expect("by id"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store.user_by_username("alice").await.expect("by name"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store
+            .user_by_username("ALICE")
+            .await
+            .expect("by name")
+            .map(|u| u.roles),
+        Some(vec!["admin".to_owned()])
+    );
+    let dup = NewUser {
+        username: "ALICE".into(),
+        ..new.clone()
+    };
+    assert!(
+        matches!(
+            store.create_user(&dup, t(0)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "names are unique ignoring case"
+    );
+
+    assert!(store
+        .set_password_hash(&alice.id, "$argon2id$b", t(1))
+        .await
+        .expect("rehash"));
+    assert!(store
+        .set_blocked(&alice.id, true, t(1))
+        .await
+        .expect("block"));
+    assert!(store.raise_cutoff(&alice.id, t(5)).await.expect("cutoff"));
+    assert!(
+        store.raise_cutoff(&alice.id, t(3)).await.expect("cutoff"),
+        "found, but never lowered"
+    );
+    let now = store
+        .user_by_id(&alice.id)
+        .await
+        .expect("by id")
+        .expect("exists");
+    assert_eq!(now.password_hash.as_deref(), Some("$argon2id$b"));
+    assert!(now.blocked);
+    assert_eq!(now.cutoff, Some(t(5)));
+    assert!(store
+        .set_blocked(&alice.id, false, t(6))
+        .await
+        .expect("unblock"));
+    assert!(
+        !store
+            .user_by_id(&alice.id)
+            .await
+            .expect("by id")
+            .expect("exists")
+            .blocked
+    );
+
+    let nobody = UserId::random();
+    assert!(!store
+        .set_blocked(&nobody, true, t(1))
+        .await
+        .expect("no user"));
+    assert!(!store.raise_cutoff(&nobody, t(1)).await.expect("no user"));
+    assert_eq!(store.user_by_id(&nobody).await.expect("by id"), None);
+
+    let bob = store
+        .create_user(
+            &NewUser {
+                username: "bob".into(),
+                password_hash: None,
+                roles: vec![],
+            },
+            t(1),
+        )
+        .await
+        .expect("bob");
+    let page = store.list_users(None, 10).await.expect("list");
+    assert_eq!(
+        page.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(),
+        ["Alice", "bob"]
+    );
+    let next = store.list_users(Some(&alice.id), 10).await.expect("list");
+    assert_eq!(
+        next.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+        [bob.id.clone()]
+    );
+
+    assert!(store.delete_user(&alice.id).await.expect("delete"));
+    assert!(!store.delete_user(&alice.id).await.expect("delete again"));
+    assert_eq!(
+        store.user_by_username("alice").await.expect("by name"),
+        None
+    );
+}
+
+/// Sessions are stored and read back field for field.
+pub async fn sessions_round_trip(store: impl TestStore) {
+    let u = user(&store, "u").await;
+    let s = session_at(&store, &u, 0).await;
+    assert_eq!(store.session(&s.id).await.expect("read"), Some(s.clone()));
+    assert_eq!(
+        store.session(&SessionId::random()).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store.live_sessions(&u, t(1)).await.expect("live"),
+        vec![s.clone()]
+    );
+    assert_eq!(
+        store.live_sessions(&u, t(100)).await.expect("live"),
+        vec![],
+        "idle-expired sessions are not live"
+    );
+}
+
+/// Rotation is a compare-and-set on the generation.
+pub async fn rotate_compare_and_set(store: impl TestStore) {
+    let u = user(&store, "u").await;
+    let s = session_at(&store, &u, 0).await;
+    let next = s.rotated(&policy(), t(10));
+    assert!(store.rotate(&next, 0).await.expect("rotate"));
+    assert!(
+        !store.rotate(&next, 0).await.expect("stale"),
+        "the same expected generation only once"
+    );
+    let stored = store.session(&s.id).await.expect("read").expect("exists");
+    assert_eq!(stored, next);
+    assert_eq!(stored.idle_expires_at, t(110));
+
+    store
+        .revoke_sessions(
+            &SessionSelector::One(s.id),
+            RevokeReason::Logout,
+            t(20),
+            KEEP,
+        )
+        .await
+        .expect("revoke");
+    let after = next.rotated(&policy(), t(30));
+    assert!(
+        !store.rotate(&after, 1).await.expect("revoked"),
+        "a revoked session never rotates"
+    );
+}
+
+/// Many tasks rotating the same session at once: exactly one wins.
+pub async fn rotate_concurrently(store: impl TestStore) {
+    let store = Arc::new(store);
+    let u = user(&*store, "u").await;
+    let s = session_at(&*store, &u, 0).await;
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = Arc::clone(&store);
+        let next = s.rotated(&policy(), t(10 + i));
+        tasks.push(tokio::spawn(async move {
+            store.rotate(&next, 0).await.expect("rotate")
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.expect("task"));
+    }
+    assert_eq!(wins, 1, "exactly one rotation wins");
+    assert_eq!(
+        store
+            .session(&s.id)
+            .await
+            .expect("read")
+            .expect("exists")
+            .generation,
+        1,
+        "never two successors"
+    );
+}
+
+/// Revoking one session, all of a user's, or all but one; entries come back and are logged once.
+pub async fn revoke_sessions(store: impl TestStore) {
+    let u = user(&store, "u").await;
+    let other = user(&store, "other").await;
+    let a = session_at(&store, &u, 0).await;
+    let b = session_at(&store, &u, 1).await;
+    let c = session_at(&store, &u, 2).await;
+    let o = session_at(&store, &other, 0).await;
+
+    let one = store
+        .revoke_sessions(
+            &SessionSelector::One(a.id),
+            RevokeReason::Logout,
+            t(5),
+            KEEP,
+        )
+        .await
+        .expect("one");
+    assert_eq!(
+        one,
+        vec![RevocationEntry::RevokedSession {
+            sid: a.id,
+            at: t(5),
+            until: t(5).plus(KEEP)
+        }]
+    );
+    let again = store
+        .revoke_sessions(
+            &SessionSelector::One(a.id),
+            RevokeReason::Logout,
+            t(6),
+            KEEP,
+        )
+        .await
+        .expect("again");
+    assert!(again.is_empty(), "revoking twice records nothing new");
+    let stored = store.session(&a.id).await.expect("read").expect("exists");
+    assert_eq!(
+        stored.revoked.map(|r| (r.at, r.reason)),
+        Some((t(5), RevokeReason::Logout)),
+        "first revocation kept"
+    );
+
+    let others = SessionSelector::User {
+        user_id: u.clone(),
+        except: Some(c.id),
+    };
+    let entries = store
+        .revoke_sessions(&others, RevokeReason::LogoutAll, t(7), KEEP)
+        .await
+        .expect("others");
+    assert_eq!(entries.len(), 1, "only b: a was already revoked, c is kept");
+    let live: Vec<_> = store
+        .live_sessions(&u, t(8))
+        .await
+        .expect("live")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, vec![c.id]);
+    let _ = b;
+
+    let all = SessionSelector::User {
+        user_id: u.clone(),
+        except: None,
+    };
+    assert_eq!(
+        store
+            .revoke_sessions(&all, RevokeReason::ForcedLogout, t(9), KEEP)
+            .await
+            .expect("all")
+            .len(),
+        1
+    );
+    assert!(store
+        .live_sessions(&u, t(10))
+        .await
+        .expect("live")
+        .is_empty());
+    assert_eq!(
+        store
+            .live_sessions(&other, t(10))
+            .await
+            .expect("live")
+            .len(),
+        1,
+        "other users untouched"
+    );
+    let _ = o;
+}
+
+/// The cap on live sessions revokes the oldest, never the new one.
+pub async fn session_limit(store: impl TestStore) {
+    let u = user(&store, "u").await;
+    let client = ClientInfo {
+        client_id: "tessera".into(),
+        ..ClientInfo::default()
+    };
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let s = Session::new(u.clone(), "k1".into(), client.clone(), &policy(), t(i));
+        let evicted = store.create_session(&s, 3, KEEP).await.expect("create");
+        if i < 3 {
+            assert!(evicted.is_empty());
+        } else {
+            assert_eq!(
+                evicted,
+                vec![RevocationEntry::RevokedSession {
+                    sid: ids[0],
+                    at: t(3),
+                    until: t(3).plus(KEEP)
+                }]
+            );
+        }
+        ids.push(s.id);
+    }
+    let evicted = store.session(&ids[0]).await.expect("read").expect("exists");
+    assert_eq!(
+        evicted.revoked.map(|r| r.reason),
+        Some(RevokeReason::SessionLimit)
+    );
+    // Created in the same millisecond as others: the new session still survives.
+    let same = Session::new(u.clone(), "k1".into(), client, &policy(), t(3));
+    store.create_session(&same, 3, KEEP).await.expect("create");
+    assert!(store
+        .session(&same.id)
+        .await
+        .expect("read")
+        .expect("exists")
+        .revoked
+        .is_none());
+    assert_eq!(store.live_sessions(&u, t(4)).await.expect("live").len(), 3);
+}
+
+/// The revocation log: written entries come back from a cursor, expired ones do not.
+pub async fn revocation_log(store: impl TestStore) {
+    let start = store.revocations_since(0, t(0)).await.expect("empty");
+    assert!(start.entries.is_empty());
+    let denied = RevocationEntry::DeniedToken {
+        jti: TokenId::random(),
+        until: t(300),
+    };
+    let cutoff = RevocationEntry::UserCutoff {
+        sub: "u".into(),
+        at: t(1),
+        until: t(331),
+    };
+    store
+        .record(&[denied.clone(), cutoff.clone()])
+        .await
+        .expect("record");
+    let all = store
+        .revocations_since(start.cursor, t(2))
+        .await
+        .expect("read");
+    assert_eq!(all.entries, vec![denied.clone(), cutoff.clone()]);
+    let none = store
+        .revocations_since(all.cursor, t(2))
+        .await
+        .expect("read");
+    assert!(none.entries.is_empty());
+    assert_eq!(
+        none.cursor, all.cursor,
+        "the cursor does not move without entries"
+    );
+    let later = store
+        .revocations_since(start.cursor, t(300))
+        .await
+        .expect("read");
+    assert_eq!(
+        later.entries,
+        vec![cutoff],
+        "entries past their time are left out"
+    );
+}
+
+/// The purge removes what has expired, and only that.
+pub async fn purge(store: impl TestStore) {
+    let u = user(&store, "u").await;
+    let old = session_at(&store, &u, 0).await; // expires at t(100)
+    let fresh = session_at(&store, &u, 500).await;
+    store
+        .record(&[RevocationEntry::DeniedToken {
+            jti: TokenId::random(),
+            until: t(50),
+        }])
+        .await
+        .expect("record");
+    store
+        .record(&[RevocationEntry::DeniedToken {
+            jti: TokenId::random(),
+            until: t(5000),
+        }])
+        .await
+        .expect("record");
+    let mut purged = 0;
+    loop {
+        let n = store
+            .purge(t(100).plus(KEEP), KEEP, 1)
+            .await
+            .expect("purge");
+        if n == 0 {
+            break;
+        }
+        purged += n;
+    }
+    assert_eq!(purged, 2, "one session and one revocation entry");
+    assert_eq!(store.session(&old.id).await.expect("read"), None);
+    assert!(store.session(&fresh.id).await.expect("read").is_some());
+    assert_eq!(
+        store
+            .revocations_since(0, t(0))
+            .await
+            .expect("read")
+            .entries
+            .len(),
+        1
+    );
+}
+
+/// `ping` answers on a healthy store.
+pub async fn ping(store: impl TestStore) {
+    store.ping().await.expect("ping");
+}
+
+/// Generates one `#[tokio::test]` per conformance case; `$make` is an async expression that
+/// evaluates to `(fresh store, cleanup guard)`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases $make;
+            users, sessions_round_trip, rotate_compare_and_set, rotate_concurrently,
+            revoke_sessions, session_limit, revocation_log, purge, ping);
+    };
+    (@cases $make:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let (store, guard) = $make.await;
+                $crate::conformance::$case(store).await;
+                drop(guard);
+            }
+        )*
+    };
+}

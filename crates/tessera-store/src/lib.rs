@@ -1,0 +1,214 @@
+//! Tessera's storage layer.
+//!
+//! Two small traits whose operations are the product's own: [`UserStore`] (accounts) and
+//! [`SessionStore`] (sessions and the revocation state). The atomic rotation is ONE operation
+//! ([`SessionStore::rotate`]), so no backend can get it wrong by composing reads and writes.
+//! Every backend passes the same [`conformance`] suite.
+//!
+//! # Layout
+//! - this file: the traits, [`StoreError`], the stored types;
+//! - [`sqlite`]: the embedded default backend (feature `sqlite`);
+//! - [`conformance`]: the shared suite (feature `conformance`).
+#![warn(missing_docs)]
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tessera_core::ids::{SessionId, UserId};
+use tessera_core::revocation::RevocationEntry;
+use tessera_core::session::{RevokeReason, Session};
+use tessera_core::validity::UserStanding;
+use tessera_core::Timestamp;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// A boxed error from a backend driver.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong in a store. Backend types never appear here.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (for example a taken username).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The store cannot be reached or cannot write right now (refused, timed out, busy, disk
+    /// full, read-only). Retryable: the API answers 503.
+    #[error("store unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything else the backend reported.
+    #[error("store failure")]
+    Backend(#[source] BoxError),
+}
+
+/// An account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable id, the `sub` of tokens.
+    pub id: UserId,
+    /// Login name as given at sign-up.
+    pub username: String,
+    /// argon2id PHC string, `None` for users authenticated elsewhere.
+    pub password_hash: Option<String>,
+    /// Role names, copied into access tokens.
+    pub roles: Vec<String>,
+    /// Blocked users can neither log in nor refresh.
+    pub blocked: bool,
+    /// Sessions created and tokens issued before this are dead.
+    pub cutoff: Option<Timestamp>,
+    /// Sign-up time.
+    pub created_at: Timestamp,
+}
+
+impl Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("blocked", &self.blocked)
+            .finish_non_exhaustive()
+    }
+}
+
+impl User {
+    /// What the validity check needs to know about this user.
+    pub fn standing(&self) -> UserStanding {
+        UserStanding {
+            blocked: self.blocked,
+            cutoff: self.cutoff,
+        }
+    }
+}
+
+/// A user about to be created.
+#[derive(Clone)]
+pub struct NewUser {
+    /// Login name.
+    pub username: String,
+    /// argon2id PHC string, if the user logs in with a password.
+    pub password_hash: Option<String>,
+    /// Role names.
+    pub roles: Vec<String>,
+}
+
+impl Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which sessions a revocation ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionSelector {
+    /// One session.
+    One(SessionId),
+    /// Every live session of a user, except perhaps one (the caller's, for "log out others").
+    User {
+        /// The user.
+        user_id: UserId,
+        /// A session to keep.
+        except: Option<SessionId>,
+    },
+}
+
+/// Revocation entries read from a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct RevocationBatch {
+    /// Live entries written after the cursor, oldest first.
+    pub entries: Vec<RevocationEntry>,
+    /// The cursor to read from next time.
+    pub cursor: u64,
+}
+
+/// Accounts.
+#[async_trait]
+pub trait UserStore: Send + Sync + Debug + 'static {
+    /// Creates a user; [`StoreError::Conflict`] if the username is taken (ignoring case).
+    async fn create_user(&self, user: &NewUser, now: Timestamp) -> Result<User, StoreError>;
+    /// The user with this id.
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+    /// The user with this username (ignoring case).
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// Users in sign-up order, at most `limit`, after the user id `after`.
+    async fn list_users(&self, after: Option<&UserId>, limit: u32)
+        -> Result<Vec<User>, StoreError>;
+    /// Replaces the password hash (parameter upgrade, password change). `false` if no such user.
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        phc: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Blocks or unblocks. `false` if no such user.
+    async fn set_blocked(
+        &self,
+        id: &UserId,
+        blocked: bool,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Raises the user's cutoff to `at` (never lowers it). `false` if no such user.
+    async fn raise_cutoff(&self, id: &UserId, at: Timestamp) -> Result<bool, StoreError>;
+    /// Deletes the user. `false` if no such user.
+    async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError>;
+}
+
+/// Sessions and the revocation state.
+#[async_trait]
+pub trait SessionStore: Send + Sync + Debug + 'static {
+    /// Stores a new session. If its user then has more than `max_live` live sessions, the oldest
+    /// are revoked ([`RevokeReason::SessionLimit`]) in the same transaction; their revocation
+    /// entries (kept until `now + keep`) are returned.
+    async fn create_session(
+        &self,
+        session: &Session,
+        max_live: u32,
+        keep: Duration,
+    ) -> Result<Vec<RevocationEntry>, StoreError>;
+
+    /// The session, live or not, if the store still has it.
+    async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// Compare-and-set: replaces the session's state with `next` if its generation is still
+    /// `expected_generation` and it is not revoked. `true` if this call made the change. Of any
+    /// number of concurrent calls with the same expected generation, at most one returns `true`.
+    async fn rotate(&self, next: &Session, expected_generation: u64) -> Result<bool, StoreError>;
+
+    /// Revokes the live sessions chosen by `selector`, records a revoked-session entry for each
+    /// (kept until `now + keep`), and returns those entries.
+    async fn revoke_sessions(
+        &self,
+        selector: &SessionSelector,
+        reason: RevokeReason,
+        now: Timestamp,
+        keep: Duration,
+    ) -> Result<Vec<RevocationEntry>, StoreError>;
+
+    /// Records revocation entries (denied tokens, user cutoffs) as they are.
+    async fn record(&self, entries: &[RevocationEntry]) -> Result<(), StoreError>;
+
+    /// The user's sessions that are neither revoked nor expired at `now`, newest first.
+    async fn live_sessions(
+        &self,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Revocation entries written after `cursor` (0 = all) that are still in force at `now`.
+    async fn revocations_since(
+        &self,
+        cursor: u64,
+        now: Timestamp,
+    ) -> Result<RevocationBatch, StoreError>;
+
+    /// Deletes at most `batch` expired rows (sessions past expiry by `keep`, revocation entries
+    /// past their time). Returns how many were deleted.
+    async fn purge(&self, now: Timestamp, keep: Duration, batch: u32) -> Result<u64, StoreError>;
+
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
