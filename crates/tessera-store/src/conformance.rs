@@ -157,8 +157,8 @@ pub async fn users(store: impl TestStore) {
     );
     let next = store.list_users(Some(&alice.id), 10).await.expect("list");
     assert_eq!(
-        next.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
-        [bob.id.clone()]
+        next.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        [bob.id.as_str()]
     );
 
     assert!(store.delete_user(&alice.id).await.expect("delete"));

@@ -261,7 +261,7 @@ impl SessionStore for SqliteStore {
         let excess: Vec<String> = sqlx::query_scalar(
             "select id from sessions
              where user_id = ?1 and revoked_at is null and expires_at > ?2
-             order by id = ?4 desc, created_at desc, id desc limit -1 offset ?3",
+             order by id = ?4 desc, created_at desc, rowid desc limit -1 offset ?3",
         )
         .bind(session.user_id.as_str())
         .bind(now.as_millis())

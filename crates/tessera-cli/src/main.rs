@@ -1,0 +1,244 @@
+//! `tessera`: the token service and its admin commands.
+
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use figment::providers::Serialized;
+use figment::Figment;
+use tessera_core::SystemClock;
+use tessera_server::datadir::{Access, DataDir};
+use tessera_server::flows::{login, users};
+use tessera_server::{telemetry, Application, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera: log in once, stay logged in safely, log out for real."
+)]
+struct Cli {
+    /// Configuration file (default: ./tessera.toml if present). Also TESSERA_CONFIG.
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides TESSERA_DATA_DIR and the file).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        /// Address to listen on (overrides TESSERA_LISTEN and the file).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Manage users (works while the server runs; it sees the change within a second).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user.
+    Create {
+        /// Username.
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long, conflicts_with = "no_password")]
+        password_stdin: bool,
+        /// Create the user without a password (they log in through a minted session only).
+        #[arg(long)]
+        no_password: bool,
+        /// A role to give (repeatable), e.g. `--role admin`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Block a user: no login or refresh, and every live token dies at once.
+    Block {
+        /// User id or username.
+        user: String,
+    },
+    /// Unblock a user. Tokens from before the block stay dead.
+    Unblock {
+        /// User id or username.
+        user: String,
+    },
+    /// End every session of a user and kill their access tokens.
+    Logout {
+        /// User id or username.
+        user: String,
+    },
+    /// Delete a user and everything they hold.
+    Delete {
+        /// User id or username.
+        user: String,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check the configuration and print the effective settings (secrets redacted).
+    Check,
+}
+
+fn settings(cli: &Cli, listen: Option<SocketAddr>) -> anyhow::Result<Settings> {
+    let mut overrides = Figment::new();
+    if let Some(dir) = &cli.data_dir {
+        overrides = overrides.merge(Serialized::default("data_dir", dir));
+    }
+    if let Some(listen) = listen {
+        overrides = overrides.merge(Serialized::default("listen", listen.to_string()));
+    }
+    let settings = Settings::load(cli.config.as_deref(), overrides)?;
+    Ok(settings)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve { listen } => {
+            let settings = settings(&cli, *listen)?;
+            telemetry::init(settings.log_format, &settings.log_level);
+            for name in Settings::unknown_env_vars() {
+                tracing::warn!("ignoring unknown environment variable {name}: no such setting");
+            }
+            let app = Application::build(settings).await?;
+            let state = app.state();
+            tracing::info!(
+                addr = %app.local_addr(),
+                data_dir = %state.settings.data_dir.display(),
+                issuer = %state.rules.issuer,
+                signing_alg = %state.keys.current().alg(),
+                admin_api = state.admin_key_hash.is_some(),
+                "tessera is listening"
+            );
+            app.run_until_stopped().await
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let settings = settings(&cli, None)?;
+            settings.admin_key()?;
+            println!(
+                "{}",
+                toml::to_string_pretty(&settings).context("while rendering the settings")?
+            );
+            println!("# configuration OK");
+            Ok(())
+        }
+        Command::User { command } => {
+            let settings = settings(&cli, None)?;
+            telemetry::init(settings.log_format, "warn");
+            let data_dir = DataDir::open(&settings.data_dir, Access::Shared)?;
+            let (state, store) =
+                tessera_server::build_state(settings, Arc::new(SystemClock), &data_dir).await?;
+            let result = user_command(&state, command).await;
+            store.close().await;
+            result
+        }
+    }
+}
+
+async fn user_command(
+    state: &tessera_server::state::AppState,
+    command: &UserCommand,
+) -> anyhow::Result<()> {
+    let fail = |e: tessera_server::error::ApiError| anyhow::anyhow!("{}", e.code());
+    match command {
+        UserCommand::Create {
+            username,
+            password_stdin,
+            no_password,
+            roles,
+        } => {
+            let password = match (password_stdin, no_password) {
+                (true, _) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .context("while reading the password")?;
+                    Some(line.trim_end_matches(['\r', '\n']).to_owned())
+                }
+                (false, true) => None,
+                (false, false) => anyhow::bail!(
+                    "give --password-stdin (one line on standard input) or --no-password"
+                ),
+            };
+            let user = login::create_user(state, username, password, roles.clone())
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot create user: {} ({})", e.code(), e.status())
+                })?;
+            println!("created user {} ({})", user.username, user.id);
+        }
+        UserCommand::Block { user } => {
+            let user = users::resolve(state, user).await.map_err(fail)?;
+            let ended = users::block(state, &user).await.map_err(fail)?;
+            println!(
+                "blocked {} ({}); {ended} session(s) ended",
+                user.username, user.id
+            );
+        }
+        UserCommand::Unblock { user } => {
+            let user = users::resolve(state, user).await.map_err(fail)?;
+            users::unblock(state, &user).await.map_err(fail)?;
+            println!("unblocked {} ({})", user.username, user.id);
+        }
+        UserCommand::Logout { user } => {
+            let user = users::resolve(state, user).await.map_err(fail)?;
+            let ended = users::force_logout(state, &user).await.map_err(fail)?;
+            println!(
+                "logged {} out everywhere; {ended} session(s) ended",
+                user.username
+            );
+        }
+        UserCommand::Delete { user } => {
+            let user = users::resolve(state, user).await.map_err(fail)?;
+            users::delete(state, &user).await.map_err(fail)?;
+            println!("deleted {} ({})", user.username, user.id);
+        }
+        UserCommand::List => {
+            let mut after = None;
+            loop {
+                let page = state.users.list_users(after.as_ref(), 500).await?;
+                for u in &page {
+                    let blocked = if u.blocked { "  blocked" } else { "" };
+                    println!("{}  {}{blocked}", u.id, u.username);
+                }
+                match page.last() {
+                    Some(last) if page.len() == 500 => after = Some(last.id.clone()),
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! Building and running the application: stores, keys, state, router, background tasks.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use secrecy::ExposeSecret as _;
+use sha2::{Digest as _, Sha256};
+use tessera_core::access::AccessRules;
+use tessera_core::password::{HashParams, PasswordHasher};
+use tessera_core::session::SessionPolicy;
+use tessera_core::{Clock, SystemClock};
+use tessera_store::sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::datadir::{Access, DataDir};
+use crate::error::ApiError;
+use crate::extract::MAX_BODY_BYTES;
+use crate::passwords::PasswordPool;
+use crate::revocations::{RevocationCache, TAIL_INTERVAL};
+use crate::routes;
+use crate::state::{AppState, Inner};
+
+/// How often expired rows are purged from the store.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// Rows deleted per purge statement: small, so the write lock is held only briefly.
+const PURGE_BATCH: u32 = 500;
+/// How long graceful shutdown waits for in-flight requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The router with every route and layer. Pure: used by the server and by tests.
+pub fn build_router(state: AppState) -> Router {
+    let timeout = state.settings.request_timeout;
+    Router::new()
+        .merge(routes::users::router())
+        .merge(routes::auth::router())
+        .merge(routes::sessions::router())
+        .merge(routes::verify::router())
+        .merge(routes::admin::router())
+        .merge(routes::health::router())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+                    let path = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_else(|| "unmatched".into());
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-")
+                        .to_owned();
+                    tracing::info_span!("request", method = %req.method(), route = %path, request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(CatchPanicLayer::custom(|_| ApiError::internal(&"handler panicked").into_response()))
+                .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))),
+        )
+}
+
+/// Safety net: any error answer not already JSON (a framework rejection, a timeout) gets the
+/// API's JSON error shape, keeping its status and headers (`Allow` on 405, for one).
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
+        s if s.is_server_error() => "server_error",
+        _ => "invalid_request",
+    };
+    let description = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = ApiError::new(status, code, description).into_response();
+    let (body_parts, body) = body.into_parts();
+    for (name, value) in body_parts.headers.iter() {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    Response::from_parts(parts, body)
+}
+
+/// A built, bound, not yet running Tessera.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    sqlite: SqliteStore,
+    _data_dir: DataDir,
+}
+
+impl Application {
+    /// Builds the service on the system clock.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Builds the service with an injected clock (tests of expiry without sleeping).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let data_dir = DataDir::open(&settings.data_dir, Access::Exclusive)?;
+        let (state, sqlite) = build_state(settings, clock, &data_dir).await?;
+        let listener = TcpListener::bind(state.settings.listen)
+            .await
+            .with_context(|| format!("while binding {}", state.settings.listen))?;
+        Ok(Self {
+            listener,
+            state,
+            sqlite,
+            _data_dir: data_dir,
+        })
+    }
+
+    /// The bound address (the port is real even when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes: stops accepting, finishes in-flight requests (at most
+    /// [`SHUTDOWN_GRACE`]), stops the background tasks, closes the store.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            sqlite,
+            _data_dir,
+        } = self;
+        let tasks = [
+            tokio::spawn(tail_revocations(state.clone())),
+            tokio::spawn(purge_expired(state.clone())),
+        ];
+        let app = build_router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut server = tokio::spawn(async move {
+            let mut rx = stop_rx;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        tokio::select! {
+            result = &mut server => { result.context("server task")?.context("server")?; }
+            () = shutdown => {
+                tracing::info!("shutting down: finishing in-flight requests");
+                let _ = stop_tx.send(true);
+                match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                    Ok(result) => result.context("server task")?.context("server")?,
+                    Err(_) => {
+                        tracing::warn!("in-flight requests did not finish in time");
+                        server.abort();
+                    }
+                }
+            }
+        }
+        for task in tasks {
+            task.abort();
+        }
+        sqlite.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Opens the store and keys and assembles the state. Used by the server and the admin commands.
+pub async fn build_state(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    data_dir: &DataDir,
+) -> anyhow::Result<(AppState, SqliteStore)> {
+    let store = match settings.database_url.as_deref() {
+        None => SqliteStore::open(&data_dir.database()?).await,
+        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await,
+        Some(url) => anyhow::bail!(
+            "database_url (TESSERA_DATABASE_URL): the scheme of {:?} is not supported by this build; use sqlite://",
+            url.split(':').next().unwrap_or_default()
+        ),
+    }
+    .context("while opening the database")?;
+    let now = clock.now();
+    let (keys, refresh_keys) = data_dir.load_keys(settings.signing_alg, now)?;
+    let params = HashParams {
+        memory_kib: settings.argon2_memory_kib,
+        iterations: settings.argon2_iterations,
+        parallelism: settings.argon2_parallelism,
+    };
+    let hasher = PasswordHasher::new(params).context("while setting up argon2")?;
+    let concurrency = settings.hash_concurrency.unwrap_or_else(|| {
+        2 * std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let admin_key_hash = settings
+        .admin_key()?
+        .map(|k| Sha256::digest(k.expose_secret().as_bytes()).into());
+    let rules = AccessRules {
+        issuer: settings.issuer(),
+        audience: settings.audience.clone(),
+        ttl: settings.access_ttl,
+        leeway: settings.leeway,
+    };
+    let policy = SessionPolicy {
+        idle_ttl: settings.refresh_idle_ttl,
+        max_age: settings.refresh_max_age,
+        grace: settings.refresh_grace,
+    };
+    let jwks = keys.jwks().to_string();
+    let shared: Arc<SqliteStore> = Arc::new(store.clone());
+    let state = AppState::new(Inner {
+        settings,
+        users: shared.clone(),
+        sessions: shared,
+        keys,
+        refresh_keys,
+        revocations: RevocationCache::default(),
+        passwords: PasswordPool::new(hasher, concurrency),
+        clock,
+        rules,
+        policy,
+        admin_key_hash,
+        jwks,
+    });
+    let loaded = state
+        .revocations
+        .sync(state.sessions.as_ref(), state.now())
+        .await
+        .context("while loading the revocation state")?;
+    tracing::debug!(entries = loaded, "revocation state loaded");
+    Ok((state, store))
+}
+
+/// Follows the revocation log for revocations made by other processes.
+async fn tail_revocations(state: AppState) {
+    let mut tick = tokio::time::interval(TAIL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state
+            .revocations
+            .sync(state.sessions.as_ref(), state.now())
+            .await
+        {
+            tracing::warn!(error = %e, "could not read the revocation log; retrying");
+        }
+    }
+}
+
+/// Deletes expired sessions and revocation entries in small batches, and forgets expired
+/// entries in memory: expiry needs no cron job.
+async fn purge_expired(state: AppState) {
+    let mut tick = tokio::time::interval(PURGE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = state.now();
+        state.revocations.purge(now);
+        loop {
+            match state
+                .sessions
+                .purge(now, state.revocation_keep(), PURGE_BATCH)
+                .await
+            {
+                Ok(n) if n >= u64::from(PURGE_BATCH) => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "purge failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

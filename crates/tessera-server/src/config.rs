@@ -1,0 +1,436 @@
+//! Configuration: defaults → `tessera.toml` → `TESSERA_*` environment variables → command-line
+//! flags, later layers winning. Durations are human (`5m`, `10s`, `14d`). A bad value stops the
+//! start with a message naming the key and its environment variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use tessera_core::keys::SigningAlg;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON lines otherwise.
+    #[default]
+    Auto,
+    /// Human-readable.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+/// Every setting of the service. See `tessera.example.toml` for each key's meaning and default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the embedded database, keys and lock file.
+    pub data_dir: PathBuf,
+    /// Database URL; default `sqlite://<data_dir>/tessera.db`.
+    pub database_url: Option<String>,
+    /// The `iss` of access tokens; default `http://<listen>`.
+    pub issuer: Option<String>,
+    /// The `aud` of access tokens.
+    pub audience: String,
+    /// The `client_id` of first-party sessions (RFC 9068 requires the claim).
+    pub client_id: String,
+    /// Access-token lifetime.
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    /// A session not refreshed for this long expires.
+    #[serde(with = "humantime_serde")]
+    pub refresh_idle_ttl: Duration,
+    /// A session expires this long after login, however often it is refreshed.
+    #[serde(with = "humantime_serde")]
+    pub refresh_max_age: Duration,
+    /// How long a rotated refresh token may be presented again for the same child (0–60 s).
+    #[serde(with = "humantime_serde")]
+    pub refresh_grace: Duration,
+    /// Tolerated clock skew for `exp`, `nbf`, `iat`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// Algorithm of new signing keys.
+    pub signing_alg: SigningAlg,
+    /// The admin API key. Without one (and without a file), the admin API is off.
+    #[serde(serialize_with = "redacted")]
+    pub admin_api_key: Option<SecretString>,
+    /// A file holding the admin API key.
+    pub admin_api_key_file: Option<PathBuf>,
+    /// Whether anyone may sign up with `POST /v1/users`.
+    pub signup: bool,
+    /// Live sessions per user; the oldest is revoked beyond this.
+    pub max_sessions_per_user: u32,
+    /// argon2id memory in KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+    /// argon2id parallelism.
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once; default twice the number of CPUs.
+    pub hash_concurrency: Option<usize>,
+    /// Longest time a request may take before it is answered with 503.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (`info`, `tessera=debug`, …); `RUST_LOG` wins when set.
+    pub log_level: String,
+}
+
+fn redacted<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_some("[redacted]"),
+        None => s.serialize_none(),
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./tessera-data"),
+            database_url: None,
+            issuer: None,
+            audience: "tessera".into(),
+            client_id: "tessera".into(),
+            access_ttl: Duration::from_secs(5 * 60),
+            refresh_idle_ttl: Duration::from_secs(14 * 86_400),
+            refresh_max_age: Duration::from_secs(30 * 86_400),
+            refresh_grace: Duration::from_secs(5),
+            leeway: Duration::from_secs(30),
+            signing_alg: SigningAlg::EdDSA,
+            admin_api_key: None,
+            admin_api_key_file: None,
+            signup: true,
+            max_sessions_per_user: 100,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            hash_concurrency: None,
+            request_timeout: Duration::from_secs(10),
+            log_format: LogFormat::Auto,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value could not be read or parsed (figment names the key and where it came from).
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A value parsed but is out of range.
+    #[error("invalid configuration: `{key}` (env TESSERA_{env}): {problem}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Its environment variable, without the prefix.
+        env: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// One figment error as "`key` (env TESSERA_KEY): problem, in source".
+fn describe(e: figment::Error) -> String {
+    let source = e
+        .metadata
+        .as_ref()
+        .map(|m| format!(" (from {})", m.name))
+        .unwrap_or_default();
+    match e.path.last() {
+        Some(key) => format!(
+            "`{key}` (env TESSERA_{}): {}{source}",
+            key.to_uppercase(),
+            e.kind
+        ),
+        None => format!("{}{source}", e.kind),
+    }
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        env: key.to_uppercase(),
+        problem: problem.into(),
+    }
+}
+
+impl Settings {
+    /// The keys every layer may set (the field names).
+    pub fn keys() -> Vec<String> {
+        match figment::value::Value::serialize(Settings::default()) {
+            Ok(figment::value::Value::Dict(_, dict)) => dict.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Loads the layers: defaults, the TOML file (if `file` is given or `tessera.toml` exists in
+    /// the working directory), the environment, then `overrides` (command-line flags).
+    pub fn load(file: Option<&Path>, overrides: Figment) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Parse(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new("tessera.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("tessera.toml"))
+            }
+            None => {}
+        }
+        let known = Self::keys();
+        figment = figment
+            .merge(
+                Env::prefixed("TESSERA_")
+                    .filter(move |k| known.iter().any(|known| k == known.as_str())),
+            )
+            .merge(overrides);
+        let settings: Settings = figment.extract().map_err(|e| {
+            let problems: Vec<String> = e.into_iter().map(describe).collect();
+            ConfigError::Parse(problems.join("; "))
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Environment variables that start with `TESSERA_` but name no setting (typos).
+    pub fn unknown_env_vars() -> Vec<String> {
+        let known = Self::keys();
+        std::env::vars()
+            .map(|(k, _)| k)
+            .filter_map(|k| {
+                k.strip_prefix("TESSERA_")
+                    .map(|rest| (k.clone(), rest.to_lowercase()))
+            })
+            .filter(|(_, key)| key != "config" && !key.starts_with("test_") && !known.contains(key))
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.access_ttl < Duration::from_secs(10)
+            || self.access_ttl > Duration::from_secs(86_400)
+        {
+            return Err(invalid(
+                "access_ttl",
+                "must be between 10s and 24h (5m is recommended)",
+            ));
+        }
+        if self.refresh_grace > Duration::from_secs(60) {
+            return Err(invalid("refresh_grace", "must be between 0s and 60s"));
+        }
+        if self.refresh_idle_ttl.is_zero() {
+            return Err(invalid("refresh_idle_ttl", "must be more than 0s"));
+        }
+        if self.refresh_max_age < self.refresh_idle_ttl {
+            return Err(invalid(
+                "refresh_max_age",
+                "must be at least refresh_idle_ttl",
+            ));
+        }
+        if self.leeway > Duration::from_secs(300) {
+            return Err(invalid("leeway", "must be at most 5m"));
+        }
+        if self.max_sessions_per_user == 0 {
+            return Err(invalid("max_sessions_per_user", "must be at least 1"));
+        }
+        if self.audience.is_empty() {
+            return Err(invalid("audience", "must not be empty"));
+        }
+        if self.client_id.is_empty() {
+            return Err(invalid("client_id", "must not be empty"));
+        }
+        if self.issuer.as_deref() == Some("") {
+            return Err(invalid("issuer", "must not be empty"));
+        }
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism
+            || self.argon2_iterations == 0
+            || self.argon2_parallelism == 0
+        {
+            return Err(invalid(
+                "argon2_memory_kib",
+                "argon2 needs t ≥ 1, p ≥ 1 and m ≥ 8·p KiB",
+            ));
+        }
+        if self.hash_concurrency == Some(0) {
+            return Err(invalid("hash_concurrency", "must be at least 1"));
+        }
+        if self.admin_api_key.is_some() && self.admin_api_key_file.is_some() {
+            return Err(invalid(
+                "admin_api_key",
+                "set admin_api_key or admin_api_key_file, not both",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The issuer: the configured one, or `http://<listen>`.
+    pub fn issuer(&self) -> String {
+        self.issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The admin API key, from the setting or its file. `Ok(None)`: the admin API is off.
+    pub fn admin_key(&self) -> Result<Option<SecretString>, ConfigError> {
+        let key = match (&self.admin_api_key, &self.admin_api_key_file) {
+            (Some(key), _) => key.expose_secret().to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| {
+                    invalid(
+                        "admin_api_key_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?
+                .trim()
+                .to_owned(),
+            (None, None) => return Ok(None),
+        };
+        if key.len() < 32 {
+            return Err(invalid(
+                "admin_api_key",
+                "must be at least 32 characters; generate one with `openssl rand -base64 32`",
+            ));
+        }
+        Ok(Some(SecretString::from(key)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error by design
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let s = Settings::default();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.access_ttl, Duration::from_secs(300));
+        assert_eq!(s.refresh_idle_ttl, Duration::from_secs(14 * 86_400));
+        assert_eq!(s.refresh_max_age, Duration::from_secs(30 * 86_400));
+        assert_eq!(s.refresh_grace, Duration::from_secs(5));
+        assert_eq!(s.max_sessions_per_user, 100);
+        assert!(s.signup);
+        assert_eq!(s.issuer(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "tessera.toml",
+                "access_ttl = \"2m\"\nsignup = false\naudience = \"file\"",
+            )?;
+            jail.set_env("TESSERA_ACCESS_TTL", "10m");
+            jail.set_env("TESSERA_MAX_SESSIONS_PER_USER", "7");
+            let flags = Figment::from(Serialized::default("audience", "flag"));
+            let s = Settings::load(None, flags).expect("valid");
+            assert_eq!(s.access_ttl, Duration::from_secs(600), "env beats file");
+            assert!(!s.signup, "file beats default");
+            assert_eq!(s.max_sessions_per_user, 7);
+            assert_eq!(s.audience, "flag", "flags beat everything");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_ACCESS_TTL", "soon");
+            let err = Settings::load(None, Figment::new())
+                .expect_err("invalid")
+                .to_string();
+            assert!(
+                err.contains("access_ttl") && err.contains("TESSERA_ACCESS_TTL"),
+                "{err}"
+            );
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_REFRESH_GRACE", "2m");
+            let err = Settings::load(None, Figment::new())
+                .expect_err("out of range")
+                .to_string();
+            assert!(
+                err.contains("refresh_grace") && err.contains("TESSERA_REFRESH_GRACE"),
+                "{err}"
+            );
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("tessera.toml", "acess_ttl = \"2m\"")?;
+            let err = Settings::load(None, Figment::new())
+                .expect_err("unknown key")
+                .to_string();
+            assert!(err.contains("acess_ttl"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn typos_in_env_var_names_are_reported() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_ACESS_TTL", "5m");
+            assert!(Settings::unknown_env_vars().contains(&"TESSERA_ACESS_TTL".to_owned()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn admin_key_rules() {
+        let mut s = Settings::default();
+        assert!(
+            s.admin_key().expect("none").is_none(),
+            "no key: admin API off"
+        );
+        s.admin_api_key = Some(SecretString::from("short"));
+        assert!(s.admin_key().is_err());
+        s.admin_api_key = Some(SecretString::from("k".repeat(32)));
+        assert!(s.admin_key().expect("ok").is_some());
+        let rendered = format!("{:?} {}", s, serde_json::to_string(&s).expect("json"));
+        assert!(
+            !rendered.contains(&"k".repeat(32)),
+            "the key never appears in output"
+        );
+    }
+
+    #[test]
+    fn the_example_file_lists_every_key_with_its_default() {
+        let example = include_str!("../../../tessera.example.toml");
+        let parsed: Settings = toml_from(example);
+        let defaults = serde_json::to_value(Settings::default()).expect("json");
+        assert_eq!(
+            serde_json::to_value(parsed).expect("json"),
+            defaults,
+            "example values are the defaults"
+        );
+        for key in Settings::keys() {
+            assert!(
+                example.contains(&format!("TESSERA_{}", key.to_uppercase())),
+                "example documents {key}"
+            );
+        }
+    }
+
+    fn toml_from(text: &str) -> Settings {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .expect("example parses")
+    }
+}

@@ -1,0 +1,268 @@
+//! The data directory of the embedded mode: database, keys, and the lock that keeps a second
+//! server off the same files.
+//!
+//! ```text
+//! tessera-data/          0700
+//! ├── tessera.lock       held (flock) by the serving process
+//! ├── keys.json          0600: signing keys and refresh MAC keys
+//! └── tessera.db         SQLite (WAL: also tessera.db-wal, tessera.db-shm)
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+use tessera_core::keys::{
+    KeySet, RefreshKey, RefreshKeys, SigningAlg, SigningKey, StoredSigningKey,
+};
+use tessera_core::Timestamp;
+
+/// How a process uses the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The server: takes the lock, refuses to start if another process holds it.
+    Exclusive,
+    /// An admin command: takes the lock if free; if a server holds it, works beside it
+    /// (SQLite serialises the writes) and never creates keys.
+    Shared,
+}
+
+/// An open data directory.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    lock: Option<File>,
+}
+
+impl DataDir {
+    /// Opens (creating with mode 0700 if needed) the data directory at `path`.
+    pub fn open(path: &Path, access: Access) -> anyhow::Result<Self> {
+        if !path.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .with_context(|| format!("while creating the data directory {}", path.display()))?;
+        }
+        let lock_path = path.join("tessera.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("while opening the lock file {}", lock_path.display()))?;
+        let lock = match file.try_lock() {
+            Ok(()) => Some(file),
+            Err(fs::TryLockError::WouldBlock) if access == Access::Shared => None,
+            Err(fs::TryLockError::WouldBlock) => bail!(
+                "another Tessera process is already serving from {} (it holds {}); stop it, or give \
+                 this one another data directory with --data-dir / TESSERA_DATA_DIR",
+                path.display(),
+                lock_path.display()
+            ),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("while locking {}", lock_path.display()))
+            }
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            lock,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The embedded database file, created empty with mode 0600 if missing (it holds password
+    /// hashes; SQLite gives its `-wal` and `-shm` files the same mode).
+    pub fn database(&self) -> anyhow::Result<PathBuf> {
+        let path = self.path.join("tessera.db");
+        if !path.exists() {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("while creating {}", path.display()))?;
+        }
+        Ok(path)
+    }
+
+    /// Whether this process holds the lock.
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    /// Loads the keys, creating what is missing: a signing key for `alg` (the newest key of that
+    /// algorithm signs) and a refresh MAC key. Without the lock, nothing is created.
+    pub fn load_keys(
+        &self,
+        alg: SigningAlg,
+        now: Timestamp,
+    ) -> anyhow::Result<(KeySet, RefreshKeys)> {
+        let path = self.path.join("keys.json");
+        let mut file = if path.exists() {
+            check_permissions(&path)?;
+            let text = fs::read_to_string(&path)
+                .with_context(|| format!("while reading {}", path.display()))?;
+            serde_json::from_str::<KeyFile>(&text)
+                .with_context(|| format!("while parsing {}", path.display()))?
+        } else {
+            KeyFile::default()
+        };
+        let mut changed = false;
+        if !file.signing.iter().any(|k| k.alg == alg) {
+            let key = SigningKey::generate(alg, now).context("while generating a signing key")?;
+            file.signing
+                .push(key.to_stored().context("while storing the signing key")?);
+            changed = true;
+        }
+        if file.refresh.is_empty() {
+            file.refresh.push(RefreshKey::generate(now));
+            changed = true;
+        }
+        if changed {
+            if !self.is_locked() {
+                bail!(
+                    "{} lacks keys and a server holds the data directory; start the server first",
+                    path.display()
+                );
+            }
+            write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
+        }
+        let signing = file
+            .signing
+            .iter()
+            .map(SigningKey::from_stored)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("while loading {}", path.display()))?;
+        let current = signing
+            .iter()
+            .filter(|k| k.alg() == alg)
+            .max_by_key(|k| k.created_at())
+            .map(|k| k.kid().to_owned())
+            .context("no signing key for the configured algorithm")?;
+        let keys = KeySet::with_current(signing, &current).context("no signing key")?;
+        let refresh = RefreshKeys::new(file.refresh).context("no refresh key")?;
+        Ok((keys, refresh))
+    }
+}
+
+/// The key file: every key ever made that is still in force.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    signing: Vec<StoredSigningKey>,
+    refresh: Vec<RefreshKey>,
+}
+
+/// Refuses a key file that others can read: the keys would no longer be secret.
+fn check_permissions(path: &Path) -> anyhow::Result<()> {
+    let mode = fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is readable by other users (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename) with mode 0600.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("while creating {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("while writing {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_created_once_with_private_permissions() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = DataDir::open(&tmp.path().join("data"), Access::Exclusive).expect("open");
+        let now = Timestamp::from_secs(1);
+        let (keys, refresh) = dir.load_keys(SigningAlg::EdDSA, now).expect("create");
+        let (again, refresh_again) = dir.load_keys(SigningAlg::EdDSA, now).expect("load");
+        assert_eq!(keys.current().kid(), again.current().kid());
+        assert_eq!(refresh.current().kid, refresh_again.current().kid);
+        let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("keys.json")), 0o600);
+        assert_eq!(mode(dir.path()), 0o700);
+    }
+
+    #[test]
+    fn changing_the_algorithm_adds_a_key_and_keeps_the_old_one() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = DataDir::open(tmp.path(), Access::Exclusive).expect("open");
+        let (ed, _) = dir
+            .load_keys(SigningAlg::EdDSA, Timestamp::from_secs(1))
+            .expect("ed");
+        let (es, _) = dir
+            .load_keys(SigningAlg::ES256, Timestamp::from_secs(2))
+            .expect("es");
+        assert_eq!(es.current().alg(), SigningAlg::ES256);
+        assert!(
+            es.get(ed.current().kid()).is_some(),
+            "old tokens still verify"
+        );
+    }
+
+    #[test]
+    fn a_second_server_is_refused_and_an_admin_command_is_not() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let first = DataDir::open(tmp.path(), Access::Exclusive).expect("first");
+        let err = DataDir::open(tmp.path(), Access::Exclusive)
+            .expect_err("second")
+            .to_string();
+        assert!(
+            err.contains("another Tessera process is already serving"),
+            "{err}"
+        );
+        let shared = DataDir::open(tmp.path(), Access::Shared).expect("admin command");
+        assert!(!shared.is_locked());
+        drop(first);
+        assert!(
+            DataDir::open(tmp.path(), Access::Exclusive).is_ok(),
+            "the lock goes with the process"
+        );
+    }
+
+    #[test]
+    fn a_world_readable_key_file_is_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = DataDir::open(tmp.path(), Access::Exclusive).expect("open");
+        dir.load_keys(SigningAlg::EdDSA, Timestamp::from_secs(1))
+            .expect("create");
+        let path = tmp.path().join("keys.json");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = dir
+            .load_keys(SigningAlg::EdDSA, Timestamp::from_secs(1))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+}

@@ -1,0 +1,206 @@
+//! Logout in three scopes: this session, all other sessions, everywhere.
+//!
+//! Logging out of this session is idempotent and answers 200 whatever is presented (RFC 7009
+//! §2.2 spirit: no oracle, and a client can always retry): an authentic access token, even
+//! expired, or a refresh token ends its session; garbage ends nothing. The wider scopes act on
+//! the whole account and need a live credential.
+
+use serde::Deserialize;
+use tessera_core::access::AccessClaims;
+use tessera_core::ids::{SessionId, UserId};
+use tessera_core::refresh::RefreshToken;
+use tessera_core::session::RevokeReason;
+use tessera_core::validity::Subject;
+use tessera_store::SessionSelector;
+
+use crate::audit::{self, ClientMeta};
+use crate::error::ApiError;
+use crate::flows::users;
+use crate::state::AppState;
+
+/// Which sessions a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The session of the presented token.
+    #[default]
+    Session,
+    /// Every other session of the user.
+    Others,
+    /// Every session of the user, and every access token issued so far.
+    All,
+}
+
+impl Scope {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scope::Session => "session",
+            Scope::Others => "others",
+            Scope::All => "all",
+        }
+    }
+}
+
+/// Whose session the presented credentials name.
+struct Identity {
+    user_id: UserId,
+    sid: SessionId,
+    /// Whether the credential is alive (unexpired, not revoked): needed for the wider scopes.
+    live: bool,
+    access: Option<AccessClaims>,
+}
+
+async fn identify(
+    state: &AppState,
+    bearer: Option<&str>,
+    refresh: Option<&str>,
+) -> Result<Option<Identity>, ApiError> {
+    let now = state.now();
+    let from_access = bearer
+        .and_then(|t| state.authentic_claims(t))
+        .and_then(|claims| {
+            let user_id = claims.sub.parse::<UserId>().ok()?;
+            let live = claims.exp > now.as_secs()
+                && state
+                    .revocations
+                    .check(Subject::Access(&claims), now)
+                    .is_ok();
+            Some(Identity {
+                user_id,
+                sid: claims.sid,
+                live,
+                access: Some(claims),
+            })
+        });
+    let from_refresh = match refresh.map(RefreshToken::parse) {
+        Some(Ok(token)) => match state.sessions.session(&token.sid).await? {
+            Some(session) => {
+                let authentic = state
+                    .refresh_keys
+                    .get(&session.key_id)
+                    .is_some_and(|key| token.tag_matches(key, &session.nonce));
+                if authentic {
+                    let standing = state
+                        .users
+                        .user_by_id(&session.user_id)
+                        .await?
+                        .map(|u| u.standing());
+                    let live = standing.is_some_and(|user| {
+                        state
+                            .revocations
+                            .check(
+                                Subject::Session {
+                                    session: &session,
+                                    user: &user,
+                                },
+                                now,
+                            )
+                            .is_ok()
+                    });
+                    Some(Identity {
+                        user_id: session.user_id.clone(),
+                        sid: session.id,
+                        live,
+                        access: None,
+                    })
+                } else {
+                    None
+                }
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    match (from_access, from_refresh) {
+        (Some(a), Some(r)) if a.sid != r.sid => Err(ApiError::invalid_request(
+            "the access and refresh tokens belong to different sessions",
+        )),
+        (Some(mut a), Some(r)) => {
+            a.live = a.live || r.live;
+            Ok(Some(a))
+        }
+        (a, r) => Ok(a.or(r)),
+    }
+}
+
+/// Logs out; returns how many sessions were ended.
+pub async fn logout(
+    state: &AppState,
+    bearer: Option<&str>,
+    refresh: Option<&str>,
+    scope: Scope,
+    client: &ClientMeta,
+) -> Result<usize, ApiError> {
+    let identity = identify(state, bearer, refresh).await?;
+    let ended = match (scope, identity) {
+        (Scope::Session, None) => 0,
+        (Scope::Session, Some(id)) => {
+            let selector = SessionSelector::One(id.sid);
+            let entries = state
+                .sessions
+                .revoke_sessions(
+                    &selector,
+                    RevokeReason::Logout,
+                    state.now(),
+                    state.revocation_keep(),
+                )
+                .await?;
+            state.revocations.apply(&entries);
+            if let Some(claims) = &id.access {
+                state.deny(claims).await?;
+            }
+            audit::event(
+                "logout",
+                Some(id.user_id.as_str()),
+                Some(&id.sid),
+                client,
+                scope.as_str(),
+            );
+            entries.len()
+        }
+        (_, None) if bearer.is_none() && refresh.is_none() => return Err(ApiError::missing_token()),
+        (_, Some(id)) if id.live => {
+            let ended = match scope {
+                Scope::Others => {
+                    let selector = SessionSelector::User {
+                        user_id: id.user_id.clone(),
+                        except: Some(id.sid),
+                    };
+                    let entries = state
+                        .sessions
+                        .revoke_sessions(
+                            &selector,
+                            RevokeReason::LogoutAll,
+                            state.now(),
+                            state.revocation_keep(),
+                        )
+                        .await?;
+                    state.revocations.apply(&entries);
+                    entries.len()
+                }
+                _ => {
+                    let ended = users::cut_off(state, &id.user_id, RevokeReason::LogoutAll).await?;
+                    if let Some(claims) = &id.access {
+                        state.deny(claims).await?;
+                    }
+                    ended
+                }
+            };
+            audit::event(
+                "logout",
+                Some(id.user_id.as_str()),
+                Some(&id.sid),
+                client,
+                scope.as_str(),
+            );
+            ended
+        }
+        _ => {
+            return Err(ApiError::invalid_token(
+                "invalid_token",
+                "a live access or refresh token is required",
+            ))
+        }
+    };
+    Ok(ended)
+}

@@ -1,0 +1,137 @@
+//! Refresh: rotation on every use, the grace retry, reuse detection (DESIGN §2).
+//!
+//! A store error is never a verdict: it answers 503 and changes nothing (no revocation, no
+//! generation consumed), because the decision is only acted on through the store's atomic
+//! operations, each of which either happened or did not.
+
+use tessera_core::decision::{self, Decision, Refusal};
+use tessera_core::ids::SessionId;
+use tessera_core::refresh::RefreshToken;
+use tessera_core::session::RevokeReason;
+use tessera_store::SessionSelector;
+
+use crate::audit::{self, ClientMeta};
+use crate::error::ApiError;
+use crate::state::{AppState, Issued};
+
+/// How often a lost compare-and-set is re-decided before giving up with 503. Each loss means
+/// another request rotated meanwhile; the next decision is a grace retry or reuse.
+const MAX_ATTEMPTS: usize = 3;
+
+/// Why a refresh failed.
+#[derive(Debug)]
+pub enum RefreshError {
+    /// Refused: `invalid_grant` with a reason.
+    Refused(Refusal),
+    /// The access token sent along does not belong to this session. Nothing is revoked.
+    AccessTokenMismatch,
+    /// Not decided (store fault: 503).
+    Api(ApiError),
+}
+
+impl From<ApiError> for RefreshError {
+    fn from(e: ApiError) -> Self {
+        RefreshError::Api(e)
+    }
+}
+
+impl From<tessera_store::StoreError> for RefreshError {
+    fn from(e: tessera_store::StoreError) -> Self {
+        RefreshError::Api(e.into())
+    }
+}
+
+/// Exchanges a refresh token (and optionally the access token issued with it, as seed 000's
+/// reissue flow sends both) for a new pair.
+pub async fn refresh(
+    state: &AppState,
+    refresh_token: &str,
+    access_token: Option<&str>,
+    client: &ClientMeta,
+) -> Result<(Issued, Decision), RefreshError> {
+    let token = RefreshToken::parse(refresh_token)
+        .map_err(|_| refused(Refusal::Invalid, None, None, client))?;
+    for _ in 0..MAX_ATTEMPTS {
+        let now = state.now();
+        let session = state.sessions.session(&token.sid).await?;
+        let user = match &session {
+            Some(s) => state.users.user_by_id(&s.user_id).await?,
+            None => None,
+        };
+        // A session whose user is gone is as good as unknown.
+        let (Some(session), Some(user)) = (session, user) else {
+            return Err(refused(Refusal::Invalid, None, None, client));
+        };
+        let decided = state.revocations.with(|set| {
+            decision::decide(
+                &token,
+                Some(&session),
+                &state.refresh_keys,
+                &user.standing(),
+                set,
+                state.policy.grace,
+                now,
+            )
+        });
+        let who = (Some(user.id.as_str()), Some(&session.id));
+        let decision = match decided {
+            Ok(decision) => decision,
+            Err(Refusal::Reuse) => {
+                // The family is compromised: revoke the session and its live access tokens.
+                let selector = SessionSelector::One(session.id);
+                let entries = state
+                    .sessions
+                    .revoke_sessions(
+                        &selector,
+                        RevokeReason::ReuseDetected,
+                        now,
+                        state.revocation_keep(),
+                    )
+                    .await?;
+                state.revocations.apply(&entries);
+                return Err(refused(Refusal::Reuse, who.0, who.1, client));
+            }
+            Err(other) => return Err(refused(other, who.0, who.1, client)),
+        };
+        // Seed 000 sends the old access token along: it must name this very session.
+        let old_access = match access_token {
+            Some(text) => match state.authentic_claims(text) {
+                Some(c) if c.sid == session.id && c.sub == user.id.as_str() => Some(c),
+                _ => return Err(RefreshError::AccessTokenMismatch),
+            },
+            None => None,
+        };
+        let issued = match decision {
+            Decision::Rotate => {
+                let next = session.rotated(&state.policy, now);
+                if !state.sessions.rotate(&next, session.generation).await? {
+                    continue; // another request rotated first: decide again on the new state
+                }
+                // The replaced access token is denied, as seed 000 replaces the whole pair.
+                if let Some(old) = old_access {
+                    state.deny(&old).await?;
+                }
+                state.issue(&next, &user, now)?
+            }
+            Decision::GraceRetry => state.issue(&session, &user, now)?,
+        };
+        audit::event("refresh", who.0, who.1, client, decision.outcome());
+        return Ok((issued, decision));
+    }
+    Err(RefreshError::Api(ApiError::unavailable()))
+}
+
+fn refused(
+    refusal: Refusal,
+    user: Option<&str>,
+    sid: Option<&SessionId>,
+    client: &ClientMeta,
+) -> RefreshError {
+    let kind = if refusal == Refusal::Reuse {
+        "refresh_reuse_detected"
+    } else {
+        "refresh_refused"
+    };
+    audit::event(kind, user, sid, client, refusal.outcome());
+    RefreshError::Refused(refusal)
+}

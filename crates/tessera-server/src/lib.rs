@@ -1,0 +1,29 @@
+//! The Tessera service: configuration, the token flows over the stores, and the axum app.
+//!
+//! # Layout
+//! - [`config`]: layered settings (defaults, `tessera.toml`, `TESSERA_*`, flags).
+//! - [`datadir`]: the data directory, its lock, and the key file.
+//! - [`app`]: building the state and router, running with graceful shutdown.
+//! - [`state`]: shared state; issuing tokens; authenticating bearer tokens.
+//! - [`flows`]: login, refresh, logout, user actions (what each call does).
+//! - [`routes`]: the HTTP resources, one file each.
+//! - [`revocations`]: this process's copy of the revocation state.
+//! - [`passwords`]: argon2id on a bounded blocking pool.
+//! - [`error`], [`extract`], [`audit`], [`telemetry`]: the edges.
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod audit;
+pub mod config;
+pub mod datadir;
+pub mod error;
+pub mod extract;
+pub mod flows;
+pub mod passwords;
+pub mod revocations;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+
+pub use app::{build_router, build_state, Application};
+pub use config::Settings;

@@ -1,0 +1,172 @@
+//! Shared state of the service and the operations every route builds on: issuing a token pair for
+//! a session, and authenticating a bearer access token.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+use tessera_core::access::{self, AccessClaims, AccessRules, Audience, Expiry};
+use tessera_core::ids::TokenId;
+use tessera_core::keys::{KeySet, RefreshKeys};
+use tessera_core::refresh::RefreshToken;
+use tessera_core::revocation::RevocationEntry;
+use tessera_core::session::{Session, SessionPolicy};
+use tessera_core::validity::Subject;
+use tessera_core::{Clock, Timestamp};
+use tessera_store::{SessionStore, User, UserStore};
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::passwords::PasswordPool;
+use crate::revocations::RevocationCache;
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The contents of [`AppState`].
+#[derive(Debug)]
+pub struct Inner {
+    /// The effective settings.
+    pub settings: Settings,
+    /// Accounts.
+    pub users: Arc<dyn UserStore>,
+    /// Sessions and the revocation log.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Signing keys.
+    pub keys: KeySet,
+    /// Refresh MAC keys.
+    pub refresh_keys: RefreshKeys,
+    /// This process's copy of the revocation state.
+    pub revocations: RevocationCache,
+    /// argon2id on a bounded blocking pool.
+    pub passwords: PasswordPool,
+    /// The clock (injected in tests).
+    pub clock: Arc<dyn Clock>,
+    /// What access tokens must satisfy.
+    pub rules: AccessRules,
+    /// Session lifetimes.
+    pub policy: SessionPolicy,
+    /// SHA-256 of the admin API key; `None`: the admin API is off.
+    pub admin_key_hash: Option<[u8; 32]>,
+    /// The JWKS document, rendered once.
+    pub jwks: String,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// A freshly issued pair of tokens.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The access token (JWT).
+    pub access_token: String,
+    /// Its claims.
+    pub claims: AccessClaims,
+    /// The refresh token of the session's current generation.
+    pub refresh_token: String,
+    /// When the refresh token stops working if unused (idle or absolute expiry).
+    pub refresh_expires_at: Timestamp,
+}
+
+impl AppState {
+    /// Wraps the parts.
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// How long revoked-session and cutoff entries must be kept: as long as an access token
+    /// issued just before could live, plus the leeway, plus one second for `iat` rounding.
+    pub fn revocation_keep(&self) -> Duration {
+        self.rules.ttl + self.rules.leeway + Duration::from_secs(1)
+    }
+
+    /// Mints an access token for `user` in `session`, and the refresh token of the session's
+    /// current generation (recomputed from the MAC: the same text each time).
+    pub fn issue(
+        &self,
+        session: &Session,
+        user: &User,
+        now: Timestamp,
+    ) -> Result<Issued, ApiError> {
+        let key = self
+            .refresh_keys
+            .get(&session.key_id)
+            .ok_or_else(|| ApiError::internal(&"the session's refresh key is not loaded"))?;
+        let ttl = i64::try_from(self.rules.ttl.as_secs()).unwrap_or(i64::MAX);
+        let claims = AccessClaims {
+            iss: self.rules.issuer.clone(),
+            sub: user.id.to_string(),
+            aud: Audience::One(self.rules.audience.clone()),
+            iat: now.as_secs(),
+            exp: now.as_secs().saturating_add(ttl),
+            nbf: None,
+            jti: TokenId::random(),
+            sid: session.id,
+            client_id: session.client.client_id.clone(),
+            scope: None,
+            roles: user.roles.clone(),
+        };
+        Ok(Issued {
+            access_token: access::mint(&self.keys, &claims),
+            claims,
+            refresh_token: RefreshToken::issue(
+                key,
+                &session.id,
+                session.generation,
+                &session.nonce,
+            ),
+            refresh_expires_at: session.expires_at(),
+        })
+    }
+
+    /// Authenticates a bearer access token: signature and claims, then THE validity check
+    /// (denied `jti`, revoked session, user cutoff). No I/O.
+    pub fn authenticate(&self, token: &str) -> Result<AccessClaims, ApiError> {
+        let now = self.now();
+        let claims = access::verify(token, &self.keys, &self.rules, now, Expiry::Enforce)?;
+        self.revocations.check(Subject::Access(&claims), now)?;
+        Ok(claims)
+    }
+
+    /// Like [`authenticate`](Self::authenticate) but accepts an expired token: for logout and for
+    /// pairing an access token with a refresh, which only need to know whose session it names.
+    pub fn authentic_claims(&self, token: &str) -> Option<AccessClaims> {
+        access::verify(token, &self.keys, &self.rules, self.now(), Expiry::Ignore).ok()
+    }
+
+    /// Denies one access token until it expires (plus the leeway): stored first, then applied to
+    /// this process's state, so an acknowledged logout holds at once.
+    pub async fn deny(&self, claims: &AccessClaims) -> Result<(), ApiError> {
+        let until = Timestamp::from_secs(claims.exp)
+            .plus(self.rules.leeway)
+            .max(self.now());
+        let entry = RevocationEntry::DeniedToken {
+            jti: claims.jti,
+            until,
+        };
+        self.sessions.record(std::slice::from_ref(&entry)).await?;
+        self.revocations.apply(&[entry]);
+        Ok(())
+    }
+
+    /// Whether `presented` is the admin API key (constant-time comparison of SHA-256 digests).
+    pub fn is_admin_key(&self, presented: &str) -> bool {
+        let Some(expected) = &self.admin_key_hash else {
+            return false;
+        };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(digest.ct_eq(expected))
+    }
+}

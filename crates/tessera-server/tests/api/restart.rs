@@ -1,0 +1,88 @@
+//! Durability across restarts, the data-directory lock, and revocations from other processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tessera_core::SystemClock;
+use tessera_server::datadir::{Access, DataDir};
+use tessera_server::flows::users;
+use tessera_server::Application;
+use tessera_test_support::spawn_app;
+
+#[tokio::test]
+async fn sessions_keys_and_tokens_survive_a_restart() {
+    let mut app = spawn_app().await;
+    let alive = app.user("alice").await;
+    let rotated = app.refresh(&alive.refresh).await;
+    let gone = app.login("alice").await;
+    assert_eq!(
+        app.logout(&gone.access, "session").await.status(),
+        StatusCode::OK
+    );
+
+    app.restart().await;
+
+    assert_eq!(
+        app.verify(&rotated.access).await,
+        StatusCode::OK,
+        "the signing key survived"
+    );
+    assert_eq!(
+        app.verify(&gone.access).await,
+        StatusCode::UNAUTHORIZED,
+        "the revocation survived"
+    );
+    let next = app.refresh(&rotated.refresh).await;
+    assert_eq!(app.verify(&next.access).await, StatusCode::OK);
+    app.clock.advance(Duration::from_secs(6));
+    assert_eq!(
+        app.refresh_raw(&alive.refresh).await.status(),
+        StatusCode::BAD_REQUEST,
+        "reuse is still detected"
+    );
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let app = spawn_app().await;
+    let err = Application::build(app.settings.clone())
+        .await
+        .expect_err("must refuse");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("another Tessera process is already serving"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_block_by_another_process_reaches_the_running_server() {
+    let app = spawn_app().await;
+    let t = app.user("alice").await;
+    // What `tessera user block alice` does, beside the running server.
+    let dir = DataDir::open(&app.data_dir(), Access::Shared).expect("shared");
+    let (admin, store) =
+        tessera_server::build_state(app.settings.clone(), Arc::new(SystemClock), &dir)
+            .await
+            .expect("state");
+    let alice = users::resolve(&admin, "alice").await.expect("alice");
+    users::block(&admin, &alice).await.expect("block");
+    store.close().await;
+
+    let mut status = StatusCode::OK;
+    for _ in 0..40 {
+        status = app.verify(&t.access).await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "seen within two seconds");
+    assert_eq!(
+        app.login_raw("alice", tessera_test_support::PASSWORD)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -1,0 +1,282 @@
+//! Test harness for Tessera's API tests: [`spawn_app`] starts a real server on a free loopback
+//! port with its own temporary data directory and an injected [`ManualClock`], and returns a
+//! [`TestApp`] with one helper per endpoint. Everything is removed when the `TestApp` drops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{json, Value};
+use tessera_core::ManualClock;
+use tessera_server::{Application, Settings};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The admin API key every test app is configured with.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
+/// A password that passes the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running Tessera for one test.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A client for it.
+    pub client: reqwest::Client,
+    /// The clock the server reads; move it with `clock.advance(…)`.
+    pub clock: Arc<ManualClock>,
+    /// The settings it runs with.
+    pub settings: Settings,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// Tokens from a login or refresh.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// Access token.
+    pub access: String,
+    /// Refresh token.
+    pub refresh: String,
+    /// Session id.
+    pub session_id: String,
+    /// User id.
+    pub user_id: String,
+}
+
+impl Tokens {
+    fn from_json(v: &Value) -> Self {
+        let s = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("token response lacks {k}: {v}"))
+                .to_owned()
+        };
+        Self {
+            access: s("access_token"),
+            refresh: s("refresh_token"),
+            session_id: s("session_id"),
+            user_id: s("user_id"),
+        }
+    }
+}
+
+/// Settings for a test: loopback port 0, cheap argon2 (tests are not benchmarks), an admin key.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.join("data"),
+        issuer: Some("http://tessera.test".into()),
+        argon2_memory_kib: 1024,
+        argon2_iterations: 1,
+        admin_api_key: Some(ADMIN_KEY.to_owned().into()),
+        ..Settings::default()
+    }
+}
+
+/// Starts a Tessera with the test settings, changed by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(dir.path());
+    configure(&mut settings);
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut app = TestApp {
+        base: String::new(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        clock,
+        settings,
+        dir,
+        stop: None,
+        task: None,
+    };
+    app.start().await;
+    app
+}
+
+/// Starts a Tessera with the test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+impl TestApp {
+    async fn start(&mut self) {
+        let app = Application::build_with_clock(self.settings.clone(), self.clock.clone())
+            .await
+            .expect("the test app builds");
+        self.base = format!("http://{}", app.local_addr());
+        let (tx, rx) = oneshot::channel::<()>();
+        self.stop = Some(tx);
+        self.task = Some(tokio::spawn(async move {
+            app.run_until(async {
+                let _ = rx.await;
+            })
+            .await
+            .map_err(|e| format!("{e:#}"))
+        }));
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+
+    /// Stops the server and starts it again on the same data directory (a new port).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.settings.data_dir.clone()
+    }
+
+    /// The temporary directory holding everything of this app.
+    pub fn temp_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// A request to `path`.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.request(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `POST /v1/users`.
+    pub async fn sign_up(&self, username: &str, password: &str) -> Response {
+        self.post_json(
+            "/v1/users",
+            &json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    /// `POST /v1/auth/login`.
+    pub async fn login_raw(&self, username: &str, password: &str) -> Response {
+        self.post_json(
+            "/v1/auth/login",
+            &json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    /// Signs up `username` with [`PASSWORD`] and logs in.
+    pub async fn user(&self, username: &str) -> Tokens {
+        let r = self.sign_up(username, PASSWORD).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "sign-up of {username}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        self.login(username).await
+    }
+
+    /// Logs in `username` with [`PASSWORD`].
+    pub async fn login(&self, username: &str) -> Tokens {
+        let r = self.login_raw(username, PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::OK, "login of {username}");
+        Tokens::from_json(&r.json().await.expect("json"))
+    }
+
+    /// `POST /v1/auth/refresh`.
+    pub async fn refresh_raw(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/v1/auth/refresh",
+            &json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    /// Refreshes and expects success.
+    pub async fn refresh(&self, refresh_token: &str) -> Tokens {
+        let r = self.refresh_raw(refresh_token).await;
+        assert_eq!(r.status(), StatusCode::OK, "refresh");
+        Tokens::from_json(&r.json().await.expect("json"))
+    }
+
+    /// `POST /v1/auth/logout` with a bearer token and a scope.
+    pub async fn logout(&self, access: &str, scope: &str) -> Response {
+        self.request(Method::POST, "/v1/auth/logout")
+            .bearer_auth(access)
+            .json(&json!({ "scope": scope }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `GET path` with a bearer token.
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The status of `GET /v1/auth/verify` with `access`.
+    pub async fn verify(&self, access: &str) -> StatusCode {
+        self.get_bearer("/v1/auth/verify", access).await.status()
+    }
+
+    /// An admin API call.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        let mut req = self.request(method, path).bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The claims of a JWT, decoded without any check (for assertions on what was issued).
+pub fn claims_of(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// Parses a response's JSON body, asserting its `Content-Type`.
+pub async fn json_body(response: Response) -> Value {
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "content type {content_type:?}"
+    );
+    response.json().await.expect("a JSON body")
+}
