@@ -164,7 +164,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes: stops accepting, finishes in-flight requests (at most
-    /// [`SHUTDOWN_GRACE`]), stops the background tasks, closes the store.
+    /// 10 s), stops the background tasks, closes the store.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,

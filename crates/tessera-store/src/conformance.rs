@@ -1,6 +1,6 @@
 //! The conformance suite: every backend must behave exactly like this.
 //!
-//! A backend's test file invokes [`conformance_tests!`] with an async expression that makes a
+//! A backend's test file invokes [`conformance_tests!`](crate::conformance_tests) with an async expression that makes a
 //! fresh, empty store and a guard that cleans it up when dropped (a temporary directory, a key
 //! prefix); each case becomes its own `#[tokio::test]`, so cases run in parallel, each on its own
 //! store.
