@@ -14,6 +14,7 @@
 //! - [`revocation`]: the revocation state (denied `jti`, revoked `sid`, user cutoff).
 //! - [`validity`]: the ONE function that says whether a token or session is alive.
 //! - [`password`]: argon2id hashing.
+//! - [`verified`]: the memory of successful signature checks.
 //!
 //! # Example
 //! ```
@@ -52,5 +53,6 @@ pub mod refresh;
 pub mod revocation;
 pub mod session;
 pub mod validity;
+pub mod verified;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use tessera_core::access::AccessRules;
 use tessera_core::password::{HashParams, PasswordHasher};
 use tessera_core::session::SessionPolicy;
+use tessera_core::verified::VerifiedCache;
 use tessera_core::{Clock, SystemClock};
 use tessera_store::sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -40,6 +41,8 @@ use crate::state::{AppState, Inner};
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// Rows deleted per purge statement: small, so the write lock is held only briefly.
 const PURGE_BATCH: u32 = 500;
+/// Access tokens whose successful signature check is remembered.
+const VERIFIED_CACHE_CAPACITY: usize = 100_000;
 /// How long graceful shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -269,6 +272,7 @@ pub async fn build_state(
         policy,
         admin_key_hash,
         jwks,
+        verified: VerifiedCache::new(VERIFIED_CACHE_CAPACITY),
     });
     let loaded = state
         .revocations

@@ -14,6 +14,7 @@ use tessera_core::refresh::RefreshToken;
 use tessera_core::revocation::RevocationEntry;
 use tessera_core::session::{Session, SessionPolicy};
 use tessera_core::validity::Subject;
+use tessera_core::verified::VerifiedCache;
 use tessera_core::{Clock, Timestamp};
 use tessera_store::{SessionStore, User, UserStore};
 
@@ -53,6 +54,8 @@ pub struct Inner {
     pub admin_key_hash: Option<[u8; 32]>,
     /// The JWKS document, rendered once.
     pub jwks: String,
+    /// Remembered signature checks of repeatedly presented access tokens.
+    pub verified: VerifiedCache,
 }
 
 impl Deref for AppState {
@@ -131,11 +134,27 @@ impl AppState {
         })
     }
 
-    /// Authenticates a bearer access token: signature and claims, then THE validity check
-    /// (denied `jti`, revoked session, user cutoff). No I/O.
-    pub fn authenticate(&self, token: &str) -> Result<AccessClaims, ApiError> {
+    /// Authenticates a bearer access token: signature and claims (skipped for a token that
+    /// verified before and has not expired, see [`VerifiedCache`]), then THE validity check
+    /// (denied `jti`, revoked session, user cutoff) on every use. No I/O.
+    pub fn authenticate(&self, token: &str) -> Result<Arc<AccessClaims>, ApiError> {
         let now = self.now();
-        let claims = access::verify(token, &self.keys, &self.rules, now, Expiry::Enforce)?;
+        let leeway = i64::try_from(self.rules.leeway.as_secs()).unwrap_or(i64::MAX);
+        let claims = match self.verified.get(token, now.as_secs(), leeway) {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(access::verify(
+                    token,
+                    &self.keys,
+                    &self.rules,
+                    now,
+                    Expiry::Enforce,
+                )?);
+                self.verified
+                    .insert(token, Arc::clone(&claims), now.as_secs(), leeway);
+                claims
+            }
+        };
         self.revocations.check(Subject::Access(&claims), now)?;
         Ok(claims)
     }

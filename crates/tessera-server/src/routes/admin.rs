@@ -59,7 +59,7 @@ impl FromRequestParts<AppState> for Admin {
         }
         let claims = state.authenticate(&token)?;
         if claims.roles.iter().any(|r| r == "admin") {
-            Ok(Admin(claims.sub))
+            Ok(Admin(claims.sub.clone()))
         } else {
             Err(ApiError::insufficient_scope("the admin role is required"))
         }

@@ -282,6 +282,11 @@ async fn verify_answers_with_identity_headers() {
 async fn access_tokens_expire_with_a_distinct_code_then_refresh_works() {
     let app = spawn_app().await;
     let t = app.user("alice").await;
+    assert_eq!(
+        app.verify(&t.access).await,
+        StatusCode::OK,
+        "verified once: its signature check is remembered"
+    );
     app.clock.advance(std::time::Duration::from_secs(300 + 30)); // ttl + leeway
     let r = app.get_bearer("/v1/auth/me", &t.access).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -377,4 +382,34 @@ async fn jwks_publishes_only_public_keys_and_health_answers() {
     )
     .await;
     assert_eq!(ready["status"], "ready");
+}
+
+#[tokio::test]
+async fn every_signing_algorithm_works_end_to_end() {
+    use tessera_core::keys::SigningAlg;
+    for alg in [SigningAlg::ES256, SigningAlg::RS256, SigningAlg::HS256] {
+        let app = spawn_app_with(|s| s.signing_alg = alg).await;
+        let t = app.user("alice").await;
+        let header = claims_of(&format!(
+            "x.{}",
+            t.access.split('.').next().expect("header")
+        ));
+        assert_eq!(header["alg"], alg.as_str());
+        assert_eq!(app.verify(&t.access).await, StatusCode::OK, "{alg}");
+        let next = app.refresh(&t.refresh).await;
+        assert_eq!(app.verify(&next.access).await, StatusCode::OK, "{alg}");
+        let jwks = json_body(
+            app.request(Method::GET, "/.well-known/jwks.json")
+                .send()
+                .await
+                .expect("jwks"),
+        )
+        .await;
+        let published = jwks["keys"].as_array().expect("keys").len();
+        assert_eq!(
+            published,
+            usize::from(alg != SigningAlg::HS256),
+            "{alg}: symmetric keys are never published"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod bad_input;
+mod faults;
 mod flows;
 mod forged;
 mod refresh;

@@ -1,0 +1,249 @@
+//! The `tessera` binary itself: serving, graceful shutdown, the data-directory lock, admin commands
+//! beside a running server, configuration errors, and logs free of secrets.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn tessera(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TESSERA_DATA_DIR", dir.join("data"))
+        .env("TESSERA_LISTEN", "127.0.0.1:0")
+        .env("TESSERA_ARGON2_MEMORY_KIB", "1024")
+        .env("TESSERA_ARGON2_ITERATIONS", "1")
+        .env("TESSERA_LOG_FORMAT", "json")
+        .env("TESSERA_LOG_LEVEL", "info");
+    cmd
+}
+
+/// A running `tessera serve`, its address, and every log line it printed.
+struct Server {
+    child: Child,
+    addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+fn serve(dir: &Path) -> Server {
+    let mut child = tessera(dir)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take();
+    let (tx, rx) = mpsc::channel();
+    let mut server = Server {
+        child,
+        addr: String::new(),
+        lines: rx,
+    };
+    let stderr = stderr.expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.addr.is_empty() {
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = server
+            .lines
+            .recv_timeout(wait)
+            .expect("the server logs its address");
+        if line.contains("tessera is listening") {
+            let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+            server.addr = log["addr"].as_str().expect("addr").to_owned();
+        }
+    }
+    server
+}
+
+impl Drop for Server {
+    /// A failed test must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn post(addr: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    (
+        r.status().as_u16(),
+        r.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+async fn verify(addr: &str, bearer: &str) -> u16 {
+    let r = reqwest::Client::new()
+        .get(format!("http://{addr}/v1/auth/verify"))
+        .bearer_auth(bearer)
+        .send()
+        .await;
+    r.expect("request").status().as_u16()
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn serve_admin_commands_beside_it_graceful_stop_and_clean_logs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut server = serve(dir.path());
+    let addr = server.addr.clone();
+
+    let (status, _) = post(
+        &addr,
+        "/v1/users",
+        &serde_json::json!({ "username": "alice", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, tokens) = post(
+        &addr,
+        "/v1/auth/login",
+        &serde_json::json!({ "username": "alice", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let access = tokens["access_token"].as_str().expect("at").to_owned();
+    let refresh = tokens["refresh_token"].as_str().expect("rt").to_owned();
+    let (status, _) = post(
+        &addr,
+        "/v1/auth/refresh",
+        &serde_json::json!({ "refresh_token": refresh }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(verify(&addr, &access).await, 200);
+
+    // A second server on the same data directory refuses to start, with a clear message.
+    let second = tessera(dir.path()).arg("serve").output().expect("second");
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr)
+        .contains("another Tessera process is already serving"));
+
+    // Admin commands work beside the running server, which sees the block within a second.
+    let mut create = tessera(dir.path())
+        .args(["user", "create", "bob", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("create");
+    writeln!(create.stdin.take().expect("stdin"), "{PASSWORD}").expect("password");
+    let created = create.wait_with_output().expect("create");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stdout)
+    );
+    let (status, _) = post(
+        &addr,
+        "/v1/auth/login",
+        &serde_json::json!({ "username": "bob", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 200, "the CLI-created user logs in");
+
+    let block = tessera(dir.path())
+        .args(["user", "block", "alice"])
+        .output()
+        .expect("block");
+    assert!(
+        block.status.success(),
+        "{}",
+        String::from_utf8_lossy(&block.stderr)
+    );
+    let mut refused = false;
+    for _ in 0..40 {
+        if verify(&addr, &access).await == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the running server honours the block");
+
+    // SIGTERM: graceful stop, exit 0.
+    sigterm(&server.child);
+    let status = server.child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+
+    // No password, token or tag anywhere in the logs.
+    let logs: Vec<String> = server.lines.try_iter().collect();
+    assert!(
+        logs.iter().any(|l| l.contains("\"event\":\"login\"")),
+        "audit events are logged"
+    );
+    let tag = refresh.rsplit('.').next().expect("tag");
+    for secret in [PASSWORD, access.as_str(), refresh.as_str(), tag] {
+        assert!(
+            !logs.iter().any(|l| l.contains(secret)),
+            "a secret leaked into the logs"
+        );
+    }
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = tessera(dir.path())
+        .env("TESSERA_ACCESS_TTL", "soon")
+        .args(["config", "check"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("access_ttl") && err.contains("TESSERA_ACCESS_TTL"),
+        "{err}"
+    );
+
+    let out = tessera(dir.path())
+        .env("TESSERA_ADMIN_API_KEY", "short")
+        .arg("serve")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin_api_key"));
+
+    let ok = tessera(dir.path())
+        .env("TESSERA_ADMIN_API_KEY", "k".repeat(40))
+        .args(["config", "check"])
+        .output()
+        .expect("run");
+    assert!(ok.status.success());
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        text.contains("[redacted]") && !text.contains(&"k".repeat(40)),
+        "{text}"
+    );
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for command in ["serve", "user", "config"] {
+        assert!(text.contains(command), "{text}");
+    }
+}
