@@ -175,7 +175,9 @@ impl AppState {
             jti: claims.jti,
             until,
         };
-        self.sessions.record(std::slice::from_ref(&entry)).await?;
+        self.sessions
+            .record(std::slice::from_ref(&entry), self.now())
+            .await?;
         self.revocations.apply(&[entry]);
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! # Layout
 //! - this file: the traits, [`StoreError`], the stored types;
 //! - [`sqlite`]: the embedded default backend (feature `sqlite`);
+//! - [`redis`]: Redis and Redis Cluster for sessions and revocations (feature `redis`);
 //! - [`conformance`]: the shared suite (feature `conformance`).
 #![warn(missing_docs)]
 
@@ -23,6 +24,8 @@ use tessera_core::Timestamp;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -188,8 +191,8 @@ pub trait SessionStore: Send + Sync + Debug + 'static {
         keep: Duration,
     ) -> Result<Vec<RevocationEntry>, StoreError>;
 
-    /// Records revocation entries (denied tokens, user cutoffs) as they are.
-    async fn record(&self, entries: &[RevocationEntry]) -> Result<(), StoreError>;
+    /// Records revocation entries (denied tokens, user cutoffs) as they are, at `now`.
+    async fn record(&self, entries: &[RevocationEntry], now: Timestamp) -> Result<(), StoreError>;
 
     /// The user's sessions that are neither revoked nor expired at `now`, newest first.
     async fn live_sessions(
@@ -211,4 +214,10 @@ pub trait SessionStore: Send + Sync + Debug + 'static {
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A signal raised when another instance appended to the revocation log (the bus), so the
+    /// log is read at once rather than at the next poll. `None`: poll only.
+    fn revocation_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }

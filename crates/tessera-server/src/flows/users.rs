@@ -44,7 +44,10 @@ pub async fn cut_off(
         at: now,
         until: now.plus(keep),
     };
-    state.sessions.record(std::slice::from_ref(&cutoff)).await?;
+    state
+        .sessions
+        .record(std::slice::from_ref(&cutoff), now)
+        .await?;
     entries.push(cutoff);
     state.revocations.apply(&entries);
     Ok(ended)

@@ -341,7 +341,7 @@ impl SessionStore for SqliteStore {
         Ok(entries)
     }
 
-    async fn record(&self, entries: &[RevocationEntry]) -> Result<(), StoreError> {
+    async fn record(&self, entries: &[RevocationEntry], _now: Timestamp) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         for entry in entries {
             insert_entry(&mut tx, entry).await?;

@@ -1,0 +1,475 @@
+//! Redis and Redis Cluster as the session store (users stay in SQL).
+//!
+//! Key layout (`P` = the configured prefix, default `tessera:`; `{…}` is the hash tag):
+//!
+//! | key | type | holds | TTL |
+//! |---|---|---|---|
+//! | `P s:{<sid>}` | hash | one session: user, nonce, key id, generation, times, revocation, client | the session's expiry + one access-token lifetime |
+//! | `P u:{<user id>}` | sorted set | the user's session ids, scored by creation time | as long as its longest session |
+//! | `{P rev}:seq` | string | the revocation log's sequence counter | none (it must never go back) |
+//! | `{P rev}:log` | sorted set | revocation entries `kind:subject:at:until`, scored by sequence | the latest entry's time |
+//! | `{P rev}:exp` | sorted set | the same members, scored by `until` (for the purge) | likewise |
+//!
+//! A session lives in ONE key, so the rotation script touches one slot. The revocation log lives
+//! under one hash tag, so appending is one atomic script. Every revocation is appended to the log
+//! first and applied to the session second: a failure in between leaves the session revoked
+//! through the log (which every instance reads), never silently alive.
+//!
+//! Every append is also published on the channel `P revocations`, so other instances read the
+//! log at once instead of at their next poll.
+
+mod conn;
+mod scripts;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Value;
+use tessera_core::ids::{SessionId, TokenId, UserId};
+use tessera_core::revocation::RevocationEntry;
+use tessera_core::session::{ClientInfo, RevokeReason, Session, SessionRevocation};
+use tessera_core::Timestamp;
+
+pub use conn::{RedisOptions, RedisStore};
+
+use crate::{RevocationBatch, SessionSelector, SessionStore, StoreError};
+
+/// Most revocation entries read in one call.
+const PAGE: usize = 1000;
+
+fn corrupt(what: &'static str) -> StoreError {
+    StoreError::Backend(format!("corrupt redis data: {what}").into())
+}
+
+/// A key TTL that is never zero or negative (Redis refuses those).
+fn ttl_until(until: Timestamp, now: Timestamp) -> i64 {
+    (until.as_millis() - now.as_millis()).max(1000)
+}
+
+fn session_fields(s: &Session) -> Vec<(&'static str, String)> {
+    let mut f = vec![
+        ("user", s.user_id.to_string()),
+        ("nonce", hex(&s.nonce)),
+        ("key", s.key_id.clone()),
+        ("gen", s.generation.to_string()),
+        ("created_at", s.created_at.as_millis().to_string()),
+        ("rotated_at", s.rotated_at.as_millis().to_string()),
+        ("last_used_at", s.last_used_at.as_millis().to_string()),
+        ("idle_expires_at", s.idle_expires_at.as_millis().to_string()),
+        (
+            "absolute_expires_at",
+            s.absolute_expires_at.as_millis().to_string(),
+        ),
+        ("expires_at", s.expires_at().as_millis().to_string()),
+        ("client_id", s.client.client_id.clone()),
+    ];
+    if let Some(r) = s.revoked {
+        f.push(("revoked_at", r.at.as_millis().to_string()));
+        f.push(("revoke_reason", r.reason.as_str().to_owned()));
+    }
+    if let Some(ua) = &s.client.user_agent {
+        f.push(("user_agent", ua.clone()));
+    }
+    if let Some(ip) = &s.client.ip {
+        f.push(("ip", ip.clone()));
+    }
+    f
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn session_from_hash(
+    sid: SessionId,
+    h: &HashMap<String, String>,
+) -> Result<Option<Session>, StoreError> {
+    if h.is_empty() {
+        return Ok(None);
+    }
+    let text = |k: &'static str| h.get(k).ok_or_else(|| corrupt(k));
+    let ts = |k: &'static str| -> Result<Timestamp, StoreError> {
+        text(k)?
+            .parse::<i64>()
+            .map(Timestamp::from_millis)
+            .map_err(|_| corrupt(k))
+    };
+    let revoked = match (h.get("revoked_at"), h.get("revoke_reason")) {
+        (Some(at), Some(reason)) => Some(SessionRevocation {
+            at: Timestamp::from_millis(at.parse().map_err(|_| corrupt("revoked_at"))?),
+            reason: RevokeReason::parse(reason).ok_or_else(|| corrupt("revoke_reason"))?,
+        }),
+        _ => None,
+    };
+    Ok(Some(Session {
+        id: sid,
+        user_id: text("user")?.parse().map_err(|_| corrupt("user"))?,
+        nonce: unhex(text("nonce")?).ok_or_else(|| corrupt("nonce"))?,
+        key_id: text("key")?.clone(),
+        generation: text("gen")?.parse().map_err(|_| corrupt("gen"))?,
+        created_at: ts("created_at")?,
+        rotated_at: ts("rotated_at")?,
+        last_used_at: ts("last_used_at")?,
+        idle_expires_at: ts("idle_expires_at")?,
+        absolute_expires_at: ts("absolute_expires_at")?,
+        revoked,
+        client: ClientInfo {
+            client_id: text("client_id")?.clone(),
+            user_agent: h.get("user_agent").cloned(),
+            ip: h.get("ip").cloned(),
+        },
+    }))
+}
+
+/// A log member: `kind:subject:at:until` (the subject never contains `:`… except user ids, which
+/// are UUIDs with `-`, so splitting from the right is unambiguous).
+fn member(entry: &RevocationEntry) -> String {
+    match entry {
+        RevocationEntry::DeniedToken { jti, until } => {
+            format!("d:{jti}:{}:{}", until.as_millis(), until.as_millis())
+        }
+        RevocationEntry::RevokedSession { sid, at, until } => {
+            format!("s:{sid}:{}:{}", at.as_millis(), until.as_millis())
+        }
+        RevocationEntry::UserCutoff { sub, at, until } => {
+            format!("c:{sub}:{}:{}", at.as_millis(), until.as_millis())
+        }
+    }
+}
+
+fn parse_member(text: &str) -> Result<RevocationEntry, StoreError> {
+    let bad = || corrupt("revocation entry");
+    let (kind, rest) = text.split_once(':').ok_or_else(bad)?;
+    let (rest, until) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let (subject, at) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let at = Timestamp::from_millis(at.parse().map_err(|_| bad())?);
+    let until = Timestamp::from_millis(until.parse().map_err(|_| bad())?);
+    Ok(match kind {
+        "d" => RevocationEntry::DeniedToken {
+            jti: subject.parse::<TokenId>().map_err(|_| bad())?,
+            until,
+        },
+        "s" => RevocationEntry::RevokedSession {
+            sid: subject.parse().map_err(|_| bad())?,
+            at,
+            until,
+        },
+        "c" => RevocationEntry::UserCutoff {
+            sub: subject.to_owned(),
+            at,
+            until,
+        },
+        _ => return Err(bad()),
+    })
+}
+
+impl RedisStore {
+    async fn append(&self, entry: &RevocationEntry, now: Timestamp) -> Result<(), StoreError> {
+        let until = entry.until();
+        let mut inv = scripts::APPEND.prepare_invoke();
+        inv.key(self.keys.rev_seq())
+            .key(self.keys.rev_log())
+            .key(self.keys.rev_exp())
+            .arg(member(entry))
+            .arg(until.as_millis())
+            .arg(ttl_until(until, now))
+            .arg(self.keys.channel());
+        let _: i64 = self.invoke(&inv).await?;
+        Ok(())
+    }
+
+    async fn revoke_one(
+        &self,
+        sid: &SessionId,
+        reason: RevokeReason,
+        now: Timestamp,
+        keep: Duration,
+    ) -> Result<Option<RevocationEntry>, StoreError> {
+        // Already revoked or gone: nothing to log.
+        let revoked: Option<String> = self
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.keys.session(sid))
+                    .arg("revoked_at"),
+            )
+            .await?;
+        let exists: bool = self
+            .query(redis::cmd("EXISTS").arg(self.keys.session(sid)))
+            .await?;
+        if revoked.is_some() || !exists {
+            return Ok(None);
+        }
+        let entry = RevocationEntry::RevokedSession {
+            sid: *sid,
+            at: now,
+            until: now.plus(keep),
+        };
+        self.append(&entry, now).await?; // the log first: see the module docs
+        let mut inv = scripts::REVOKE.prepare_invoke();
+        inv.key(self.keys.session(sid))
+            .arg(now.as_millis())
+            .arg(reason.as_str());
+        let changed: i64 = self.invoke(&inv).await?;
+        Ok((changed == 1).then_some(entry))
+    }
+
+    /// The user's sessions that still exist, dropping ids whose key has expired from the index.
+    async fn user_sessions(&self, user_id: &UserId) -> Result<Vec<Session>, StoreError> {
+        let index = self.keys.user(user_id);
+        let ids: Vec<String> = self
+            .query(redis::cmd("ZRANGE").arg(&index).arg(0).arg(-1))
+            .await?;
+        let mut sessions = Vec::with_capacity(ids.len());
+        for id in ids {
+            let sid: SessionId = id.parse().map_err(|_| corrupt("session id"))?;
+            match self.session(&sid).await? {
+                Some(s) => sessions.push(s),
+                None => {
+                    let _: i64 = self.query(redis::cmd("ZREM").arg(&index).arg(&id)).await?;
+                }
+            }
+        }
+        Ok(sessions)
+    }
+}
+
+fn live(s: &Session, now: Timestamp) -> bool {
+    s.revoked.is_none() && s.expires_at() > now
+}
+
+fn newest_first(sessions: &mut [Session]) {
+    sessions.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        max_live: u32,
+        keep: Duration,
+    ) -> Result<Vec<RevocationEntry>, StoreError> {
+        let now = session.created_at;
+        let ttl = ttl_until(session.expires_at().plus(keep), now);
+        let mut inv = scripts::CREATE.prepare_invoke();
+        inv.key(self.keys.session(&session.id)).arg(ttl);
+        for (field, value) in session_fields(session) {
+            inv.arg(field).arg(value);
+        }
+        let _: i64 = self.invoke(&inv).await?;
+        let index = self.keys.user(&session.user_id);
+        let _: i64 = self
+            .query(
+                redis::cmd("ZADD")
+                    .arg(&index)
+                    .arg(session.created_at.as_millis())
+                    .arg(session.id.to_string()),
+            )
+            .await?;
+        let index_ttl: i64 = self.query(redis::cmd("PTTL").arg(&index)).await?;
+        if index_ttl < ttl {
+            let _: i64 = self
+                .query(redis::cmd("PEXPIRE").arg(&index).arg(ttl))
+                .await?;
+        }
+        // The cap on live sessions: the oldest go first, never the new one.
+        let mut live_sessions: Vec<Session> = self
+            .user_sessions(&session.user_id)
+            .await?
+            .into_iter()
+            .filter(|s| live(s, now))
+            .collect();
+        newest_first(&mut live_sessions);
+        live_sessions.sort_by_key(|s| s.id != session.id);
+        let mut entries = Vec::new();
+        for old in live_sessions.iter().skip(max_live.max(1) as usize) {
+            entries.extend(
+                self.revoke_one(&old.id, RevokeReason::SessionLimit, now, keep)
+                    .await?,
+            );
+        }
+        Ok(entries)
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let h: HashMap<String, String> = self
+            .query(redis::cmd("HGETALL").arg(self.keys.session(id)))
+            .await?;
+        session_from_hash(*id, &h)
+    }
+
+    async fn rotate(&self, next: &Session, expected_generation: u64) -> Result<bool, StoreError> {
+        let keep = self.keep_hint(next);
+        let mut inv = scripts::ROTATE.prepare_invoke();
+        inv.key(self.keys.session(&next.id))
+            .arg(expected_generation.to_string())
+            .arg(next.generation.to_string())
+            .arg(next.rotated_at.as_millis())
+            .arg(next.idle_expires_at.as_millis())
+            .arg(next.expires_at().as_millis())
+            .arg(ttl_until(next.expires_at().plus(keep), next.rotated_at));
+        let done: i64 = self.invoke(&inv).await?;
+        Ok(done == 1)
+    }
+
+    async fn revoke_sessions(
+        &self,
+        selector: &SessionSelector,
+        reason: RevokeReason,
+        now: Timestamp,
+        keep: Duration,
+    ) -> Result<Vec<RevocationEntry>, StoreError> {
+        let ids: Vec<SessionId> = match selector {
+            SessionSelector::One(sid) => vec![*sid],
+            SessionSelector::User { user_id, except } => self
+                .user_sessions(user_id)
+                .await?
+                .into_iter()
+                .filter(|s| Some(s.id) != *except && s.revoked.is_none())
+                .map(|s| s.id)
+                .collect(),
+        };
+        let mut entries = Vec::new();
+        for sid in ids {
+            entries.extend(self.revoke_one(&sid, reason, now, keep).await?);
+        }
+        Ok(entries)
+    }
+
+    async fn record(&self, entries: &[RevocationEntry], now: Timestamp) -> Result<(), StoreError> {
+        for entry in entries {
+            self.append(entry, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn live_sessions(
+        &self,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut sessions: Vec<Session> = self
+            .user_sessions(user_id)
+            .await?
+            .into_iter()
+            .filter(|s| live(s, now))
+            .collect();
+        newest_first(&mut sessions);
+        Ok(sessions)
+    }
+
+    async fn revocations_since(
+        &self,
+        cursor: u64,
+        now: Timestamp,
+    ) -> Result<RevocationBatch, StoreError> {
+        let mut inv = scripts::SINCE.prepare_invoke();
+        inv.key(self.keys.rev_seq())
+            .key(self.keys.rev_log())
+            .arg(cursor)
+            .arg(PAGE);
+        let reply: Vec<Value> = self.invoke(&inv).await?;
+        let mut values = reply.into_iter();
+        let current: u64 = match values.next() {
+            Some(v) => redis::from_redis_value(v).map_err(|_| corrupt("sequence"))?,
+            None => return Err(corrupt("empty reply")),
+        };
+        // The log was reset (FLUSHALL, a new Redis): start over from its beginning.
+        let reset = cursor > current;
+        let mut batch = RevocationBatch {
+            entries: Vec::new(),
+            cursor: if reset { current } else { cursor },
+        };
+        let rest: Vec<Value> = values.collect();
+        for pair in rest.chunks(2) {
+            let [m, score] = pair else {
+                return Err(corrupt("log page"));
+            };
+            let text: String = redis::from_redis_value(m.clone()).map_err(|_| corrupt("member"))?;
+            let seq: f64 = redis::from_redis_value(score.clone()).map_err(|_| corrupt("score"))?;
+            batch.cursor = seq as u64;
+            let entry = parse_member(&text)?;
+            if entry.until() > now {
+                batch.entries.push(entry);
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn purge(&self, now: Timestamp, _keep: Duration, batch: u32) -> Result<u64, StoreError> {
+        // Sessions expire by their key TTL; only the revocation log needs trimming.
+        let mut inv = scripts::TRIM.prepare_invoke();
+        inv.key(self.keys.rev_log())
+            .key(self.keys.rev_exp())
+            .arg(now.as_millis())
+            .arg(batch);
+        let n: i64 = self.invoke(&inv).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+
+    fn revocation_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(RedisStore::revocation_signal(self))
+    }
+}
+
+impl RedisStore {
+    /// How long a session key outlives the session: one access-token lifetime, so the
+    /// "revoked"/"expired" answer stays exact while its access tokens could live. Taken from the
+    /// store's options.
+    fn keep_hint(&self, _s: &Session) -> Duration {
+        self.options.keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_round_trip() {
+        let entries = [
+            RevocationEntry::DeniedToken {
+                jti: TokenId::random(),
+                until: Timestamp::from_millis(5),
+            },
+            RevocationEntry::RevokedSession {
+                sid: SessionId::random(),
+                at: Timestamp::from_millis(1),
+                until: Timestamp::from_millis(9),
+            },
+            RevocationEntry::UserCutoff {
+                sub: UserId::random().to_string(),
+                at: Timestamp::from_millis(2),
+                until: Timestamp::from_millis(7),
+            },
+        ];
+        for e in entries {
+            assert_eq!(parse_member(&member(&e)).expect("parse"), e);
+        }
+        assert!(parse_member("x:y").is_err());
+    }
+
+    #[test]
+    fn nonce_hex_round_trips() {
+        let nonce = [0xabu8; 32];
+        assert_eq!(unhex(&hex(&nonce)), Some(nonce));
+        assert_eq!(unhex("zz"), None);
+    }
+}

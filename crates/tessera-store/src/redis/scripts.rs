@@ -1,0 +1,95 @@
+//! The Lua scripts. Each names every key it touches in `KEYS` and touches keys of one hash tag
+//! only, so it runs unchanged on Redis Cluster (no `CROSSSLOT`).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Stores a new session hash with its TTL.
+/// KEYS[1] session. ARGV[1] ttl ms, ARGV[2..] field/value pairs.
+pub(super) static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        return 1
+        ",
+    )
+});
+
+/// Compare-and-set of the generation: the rotation. 1 if this call rotated, else 0.
+/// KEYS[1] session. ARGV: expected gen, new gen, rotated at, idle expiry, expiry, ttl ms.
+pub(super) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local gen = redis.call('HGET', KEYS[1], 'gen')
+        if not gen or gen ~= ARGV[1] then return 0 end
+        if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return 0 end
+        redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'rotated_at', ARGV[3], 'last_used_at', ARGV[3],
+                   'idle_expires_at', ARGV[4], 'expires_at', ARGV[5])
+        redis.call('PEXPIRE', KEYS[1], ARGV[6])
+        return 1
+        ",
+    )
+});
+
+/// Marks a live session revoked (it keeps its TTL). 1 if this call revoked it, else 0.
+/// KEYS[1] session. ARGV: revoked at, reason.
+pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return 0 end
+        redis.call('HSET', KEYS[1], 'revoked_at', ARGV[1], 'revoke_reason', ARGV[2])
+        return 1
+        ",
+    )
+});
+
+/// Appends a revocation entry to the log and announces its sequence number.
+/// KEYS[1] sequence counter, KEYS[2] log (score = seq), KEYS[3] expiry index (score = until).
+/// ARGV: member, until ms, key ttl ms, channel.
+pub(super) static APPEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local seq = redis.call('INCR', KEYS[1])
+        redis.call('ZADD', KEYS[2], seq, ARGV[1])
+        redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+        for i = 2, 3 do
+          if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+        end
+        redis.call('PUBLISH', ARGV[4], seq)
+        return seq
+        ",
+    )
+});
+
+/// Reads the log after a cursor: { current seq, member1, seq1, member2, seq2, … }.
+/// KEYS[1] sequence counter, KEYS[2] log. ARGV: cursor, limit.
+pub(super) static SINCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local cursor = ARGV[1]
+        if tonumber(cursor) > current then cursor = '0' end
+        local out = { current }
+        local page = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+        for i = 1, #page do out[#out + 1] = page[i] end
+        return out
+        ",
+    )
+});
+
+/// Deletes at most ARGV[2] log entries whose time (until) is at or before ARGV[1].
+/// KEYS[1] log, KEYS[2] expiry index. Returns how many were deleted.
+pub(super) static TRIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+        if #old == 0 then return 0 end
+        redis.call('ZREM', KEYS[1], unpack(old))
+        redis.call('ZREM', KEYS[2], unpack(old))
+        return #old
+        ",
+    )
+});
