@@ -408,11 +408,11 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(map_err)?
         .rows_affected();
-        // Revocation entries are kept at least until their time, and never the newest one, so the
-        // sequence (the feed's cursor) never restarts from zero.
+        // Revocation entries go once their time has passed. `autoincrement` never reuses a
+        // sequence number, so the feed's cursor stays valid even when the table empties.
         let revocations = sqlx::query(
             "delete from revocations where seq in
-             (select seq from revocations where until <= ? and seq < (select max(seq) from revocations) limit ?)",
+             (select seq from revocations where until <= ? limit ?)",
         )
         .bind(now.as_millis())
         .bind(i64::from(batch))
