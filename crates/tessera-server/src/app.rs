@@ -18,7 +18,9 @@ use tessera_core::password::{HashParams, PasswordHasher};
 use tessera_core::session::SessionPolicy;
 use tessera_core::verified::VerifiedCache;
 use tessera_core::{Clock, SystemClock};
+use tessera_store::redis::{RedisOptions, RedisStore};
 use tessera_store::sqlite::SqliteStore;
+use tessera_store::SessionStore;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -28,7 +30,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::Settings;
+use crate::config::{SessionStoreKind, Settings};
 use crate::datadir::{Access, DataDir};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
@@ -258,11 +260,29 @@ pub async fn build_state(
         grace: settings.refresh_grace,
     };
     let jwks = keys.jwks().to_string();
-    let shared: Arc<SqliteStore> = Arc::new(store.clone());
+    let keep = rules.ttl + rules.leeway + Duration::from_secs(1);
+    let users: Arc<SqliteStore> = Arc::new(store.clone());
+    let sessions: Arc<dyn SessionStore> = match settings.session_store {
+        SessionStoreKind::Sql => users.clone(),
+        SessionStoreKind::Redis => {
+            let options = RedisOptions {
+                url: settings.redis_url.clone(),
+                prefix: settings.redis_prefix.clone(),
+                timeout: settings.redis_timeout,
+                accept_eviction: settings.redis_accept_eviction,
+                keep,
+            };
+            Arc::new(
+                RedisStore::connect(options)
+                    .await
+                    .context("while connecting to redis (redis_url)")?,
+            )
+        }
+    };
     let state = AppState::new(Inner {
         settings,
-        users: shared.clone(),
-        sessions: shared,
+        users,
+        sessions,
         keys,
         refresh_keys,
         revocations: RevocationCache::default(),
@@ -274,21 +294,37 @@ pub async fn build_state(
         jwks,
         verified: VerifiedCache::new(VERIFIED_CACHE_CAPACITY),
     });
-    let loaded = state
+    match state
         .revocations
         .sync(state.sessions.as_ref(), state.now())
         .await
-        .context("while loading the revocation state")?;
-    tracing::debug!(entries = loaded, "revocation state loaded");
+    {
+        Ok(loaded) => tracing::debug!(entries = loaded, "revocation state loaded"),
+        // Not ready yet (readyz says so, bearer checks answer 503); the log is read again soon.
+        Err(tessera_store::StoreError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "the revocation state could not be loaded yet; retrying")
+        }
+        Err(e) => return Err(e).context("while loading the revocation state"),
+    }
     Ok((state, store))
 }
 
-/// Follows the revocation log for revocations made by other processes.
+/// Follows the revocation log for revocations made by other processes: at every tick, and at
+/// once when the store's bus says another instance appended (Redis pub/sub).
 async fn tail_revocations(state: AppState) {
     let mut tick = tokio::time::interval(TAIL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let signal = state.sessions.revocation_signal();
     loop {
-        tick.tick().await;
+        match &signal {
+            Some(signal) => tokio::select! {
+                _ = tick.tick() => {}
+                () = signal.notified() => {}
+            },
+            None => {
+                tick.tick().await;
+            }
+        }
         if let Err(e) = state
             .revocations
             .sync(state.sessions.as_ref(), state.now())

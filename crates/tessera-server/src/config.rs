@@ -25,6 +25,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where sessions and the revocation state live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStoreKind {
+    /// The SQL database (the embedded SQLite by default).
+    #[default]
+    Sql,
+    /// Redis or Redis Cluster (`redis_url`); users stay in SQL.
+    Redis,
+}
+
 /// Every setting of the service. See `tessera.example.toml` for each key's meaning and default.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -35,6 +46,17 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Database URL; default `sqlite://<data_dir>/tessera.db`.
     pub database_url: Option<String>,
+    /// Where sessions and revocations live: `sql` or `redis`.
+    pub session_store: SessionStoreKind,
+    /// Redis URL, or comma-separated cluster node URLs.
+    pub redis_url: String,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    /// Bound on every Redis command; slower counts as unavailable (503).
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
+    /// Start even if Redis's `maxmemory-policy` can evict keys (warns instead of refusing).
+    pub redis_accept_eviction: bool,
     /// The `iss` of access tokens; default `http://<listen>`.
     pub issuer: Option<String>,
     /// The `aud` of access tokens.
@@ -97,6 +119,11 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./tessera-data"),
             database_url: None,
+            session_store: SessionStoreKind::Sql,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "tessera:".into(),
+            redis_timeout: Duration::from_millis(500),
+            redis_accept_eviction: false,
             issuer: None,
             audience: "tessera".into(),
             client_id: "tessera".into(),
@@ -265,6 +292,12 @@ impl Settings {
                 "argon2_memory_kib",
                 "argon2 needs t ≥ 1, p ≥ 1 and m ≥ 8·p KiB",
             ));
+        }
+        if self.redis_prefix.contains(['{', '}']) {
+            return Err(invalid("redis_prefix", "must not contain { or }"));
+        }
+        if self.redis_timeout.is_zero() || self.redis_timeout > Duration::from_secs(30) {
+            return Err(invalid("redis_timeout", "must be between 1ms and 30s"));
         }
         if self.hash_concurrency == Some(0) {
             return Err(invalid("hash_concurrency", "must be at least 1"));

@@ -4,9 +4,9 @@
 //! process makes (before the client gets its answer), and follows the log for revocations made
 //! by other processes (the `tessera user …` commands) every [`TAIL_INTERVAL`].
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use tessera_core::revocation::{RevocationEntry, RevocationSet};
 use tessera_core::validity::{self, Dead, Subject};
@@ -16,12 +16,17 @@ use tessera_store::{SessionStore, StoreError};
 /// How often the log is followed.
 pub const TAIL_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How old the last successful read of the log may be before this process stops trusting its
+/// copy: bearer checks then fail closed (503) instead of possibly accepting a revoked token.
+pub const MAX_STALENESS: Duration = Duration::from_secs(3);
+
 /// The revocation state of this process.
 #[derive(Debug, Default)]
 pub struct RevocationCache {
     set: RwLock<RevocationSet>,
     cursor: AtomicU64,
-    last_sync_ms: AtomicI64,
+    /// Real (monotonic) time of the last successful sync: independent of the injected clock.
+    last_sync: Mutex<Option<Instant>>,
 }
 
 impl RevocationCache {
@@ -57,14 +62,26 @@ impl RevocationCache {
             .revocations_since(self.cursor.load(Ordering::Acquire), now)
             .await?;
         self.apply(&batch.entries);
-        self.cursor.fetch_max(batch.cursor, Ordering::AcqRel);
-        self.last_sync_ms.store(now.as_millis(), Ordering::Release);
+        // A reset log (a new, empty Redis) restarts the cursor from its beginning.
+        self.cursor.store(batch.cursor, Ordering::Release);
+        *self
+            .last_sync
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         Ok(batch.entries.len())
     }
 
-    /// When the last sync succeeded.
-    pub fn last_sync(&self) -> Timestamp {
-        Timestamp::from_millis(self.last_sync_ms.load(Ordering::Acquire))
+    /// How long ago the last sync succeeded (`None`: never).
+    pub fn sync_age(&self) -> Option<Duration> {
+        self.last_sync
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|t| t.elapsed())
+    }
+
+    /// Whether this copy is recent enough to decide on.
+    pub fn is_fresh(&self) -> bool {
+        self.sync_age().is_some_and(|age| age <= MAX_STALENESS)
     }
 
     /// Forgets entries whose time has passed.

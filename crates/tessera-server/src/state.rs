@@ -139,6 +139,11 @@ impl AppState {
     /// (denied `jti`, revoked session, user cutoff) on every use. No I/O.
     pub fn authenticate(&self, token: &str) -> Result<Arc<AccessClaims>, ApiError> {
         let now = self.now();
+        // Fail closed: a copy of the revocation state that could not be refreshed for a while
+        // may be missing a logout made elsewhere.
+        if !self.revocations.is_fresh() {
+            return Err(ApiError::unavailable());
+        }
         let leeway = i64::try_from(self.rules.leeway.as_secs()).unwrap_or(i64::MAX);
         let claims = match self.verified.get(token, now.as_secs(), leeway) {
             Some(claims) => claims,

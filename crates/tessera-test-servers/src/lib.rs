@@ -16,7 +16,23 @@ pub fn redis_cli(port: u16, args: &[&str]) -> Result<String, String> {
         .output()
         .map_err(|e| format!("redis-cli: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if out.status.success() && !text.starts_with("ERR") && !text.starts_with("(error)") {
+    // Piped, redis-cli prints errors raw ("MISCONF …") and still exits 0: recognise the codes.
+    const ERRORS: [&str; 12] = [
+        "ERR",
+        "MISCONF",
+        "OOM",
+        "READONLY",
+        "WRONGTYPE",
+        "NOSCRIPT",
+        "BUSY",
+        "LOADING",
+        "NOAUTH",
+        "EXECABORT",
+        "CLUSTERDOWN",
+        "(error)",
+    ];
+    let first = text.split_whitespace().next().unwrap_or_default();
+    if out.status.success() && !ERRORS.contains(&first) {
         Ok(text)
     } else {
         Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))

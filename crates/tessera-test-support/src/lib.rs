@@ -31,6 +31,8 @@ pub struct TestApp {
     dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), String>>>,
+    /// Whether dropping this app deletes its Redis keys (not when another app shares them).
+    pub cleanup_redis: bool,
 }
 
 /// Tokens from a login or refresh.
@@ -75,6 +77,43 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     }
 }
 
+/// The Redis the suites use: `TESSERA_TEST_REDIS_URL`, default the local one.
+pub fn redis_url() -> String {
+    std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Puts sessions in Redis under a key prefix of this test's own (deleted when the app drops).
+pub fn use_redis(settings: &mut Settings) {
+    settings.session_store = tessera_server::config::SessionStoreKind::Redis;
+    settings.redis_url = redis_url();
+    settings.redis_prefix = format!(
+        "test{}:",
+        tessera_core::ids::SessionId::random()
+            .to_string()
+            .replace(['-', '_'], "x")
+    );
+    settings.redis_timeout = Duration::from_secs(2);
+}
+
+/// Deletes every key under `prefix` (a test's own).
+pub fn delete_redis_prefix(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut con) = client.get_connection() else {
+        return;
+    };
+    for pattern in [format!("{prefix}*"), format!("{{{prefix}rev}}*")] {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query(&mut con)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(keys).query(&mut con);
+        }
+    }
+}
+
 /// Starts a Tessera with the test settings, changed by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -92,6 +131,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         dir,
         stop: None,
         task: None,
+        cleanup_redis: true,
     };
     app.start().await;
     app
@@ -252,6 +292,11 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if self.settings.session_store == tessera_server::config::SessionStoreKind::Redis
+            && self.cleanup_redis
+        {
+            delete_redis_prefix(&self.settings.redis_url, &self.settings.redis_prefix);
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The admin API: block, unblock, force logout, sessions, users, minting, and its authentication.
 
+use crate::{spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tessera_test_support::{json_body, spawn_app, spawn_app_with, ADMIN_KEY, PASSWORD};
+use tessera_test_support::{json_body, ADMIN_KEY, PASSWORD};
 
 #[tokio::test]
 async fn blocking_kills_live_tokens_at_once_and_looks_like_a_wrong_password() {

@@ -1,9 +1,10 @@
 //! Bad input gets a clear 4xx JSON error: never a 500, a panic or a hang.
 
+use crate::spawn_app;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tessera_test_support::{json_body, spawn_app, PASSWORD};
+use tessera_test_support::{json_body, PASSWORD};
 
 /// (case name, path, content type, body, expected status)
 type Case = (

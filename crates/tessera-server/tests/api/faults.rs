@@ -2,9 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::spawn_app;
 use reqwest::StatusCode;
 use sqlx::{Connection as _, Executor as _, SqliteConnection};
-use tessera_test_support::{json_body, spawn_app};
+use tessera_test_support::json_body;
 
 #[tokio::test]
 async fn a_locked_database_answers_503_changes_nothing_and_recovers() {

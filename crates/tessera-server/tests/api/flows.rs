@@ -1,8 +1,9 @@
 //! The flows of the README walk-through, end to end.
 
+use crate::{spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tessera_test_support::{claims_of, json_body, spawn_app, spawn_app_with, PASSWORD};
+use tessera_test_support::{claims_of, json_body, PASSWORD};
 
 #[tokio::test]
 async fn sign_up_log_in_call_me_and_refresh() {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::{spawn_app, spawn_app_with};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
@@ -12,7 +13,7 @@ use tessera_core::access::{self, AccessClaims, Audience};
 use tessera_core::ids::{SessionId, TokenId};
 use tessera_core::keys::{KeySet, SigningKey, StoredSigningKey};
 use tessera_core::Clock as _;
-use tessera_test_support::{json_body, spawn_app, spawn_app_with, TestApp, Tokens};
+use tessera_test_support::{json_body, TestApp, Tokens};
 
 fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(v.to_string())

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use crate::{spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::json;
-use tessera_test_support::{json_body, spawn_app, spawn_app_with, TestApp};
+use tessera_test_support::{json_body, TestApp};
 
 async fn race(
     app: &TestApp,

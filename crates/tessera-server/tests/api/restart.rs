@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::spawn_app;
 use reqwest::StatusCode;
 use tessera_core::SystemClock;
 use tessera_server::datadir::{Access, DataDir};
 use tessera_server::flows::users;
 use tessera_server::Application;
-use tessera_test_support::spawn_app;
 
 #[tokio::test]
 async fn sessions_keys_and_tokens_survive_a_restart() {

@@ -67,8 +67,9 @@ pub(super) static APPEND: LazyLock<Script> = LazyLock::new(|| {
 /// Reads the log after a cursor: { current seq, member1, seq1, member2, seq2, … }.
 /// KEYS[1] sequence counter, KEYS[2] log. ARGV: cursor, limit.
 pub(super) static SINCE: LazyLock<Script> = LazyLock::new(|| {
+    // Declared read-only, so the log stays readable while Redis refuses writes (MISCONF, OOM).
     Script::new(
-        r"
+        r"#!lua flags=no-writes
         local current = tonumber(redis.call('GET', KEYS[1]) or '0')
         local cursor = ARGV[1]
         if tonumber(cursor) > current then cursor = '0' end
