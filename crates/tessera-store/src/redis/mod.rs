@@ -5,7 +5,7 @@
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
 //! | `P s:{<sid>}` | hash | one session: user, nonce, key id, generation, times, revocation, client | the session's expiry + one access-token lifetime |
-//! | `P u:{<user id>}` | sorted set | the user's session ids, scored by creation time | as long as its longest session |
+//! | `P u:{<user id>}` | sorted set | the user's live session ids, scored by creation time | as long as its longest session |
 //! | `{P rev}:seq` | string | the revocation log's sequence counter | none (it must never go back) |
 //! | `{P rev}:log` | sorted set | revocation entries `kind:subject:at:until`, scored by sequence | the latest entry's time |
 //! | `{P rev}:exp` | sorted set | the same members, scored by `until` (for the purge) | likewise |
@@ -47,88 +47,88 @@ fn ttl_until(until: Timestamp, now: Timestamp) -> i64 {
     (until.as_millis() - now.as_millis()).max(1000)
 }
 
-fn session_fields(s: &Session) -> Vec<(&'static str, String)> {
+/// A session's hash fields. Names are one or two letters and the nonce is stored raw: a session
+/// is the most numerous thing Tessera keeps, so its size is the memory bill (see BENCHMARKS.md).
+/// `last_used_at` is not stored: every write sets it equal to `rotated_at`.
+///
+/// | field | holds | field | holds |
+/// |---|---|---|---|
+/// | `u` | user id | `i` | idle expiry (ms) |
+/// | `n` | nonce, 32 raw bytes | `a` | absolute expiry (ms) |
+/// | `k` | refresh key id | `ci` | client id |
+/// | `g` | generation | `ua`, `ip` | user agent, address (when known) |
+/// | `c` | created (ms) | `x`, `y` | revoked at (ms), reason (once revoked) |
+/// | `r` | last rotation (ms) | | |
+fn session_fields(s: &Session) -> Vec<(&'static str, Vec<u8>)> {
+    let text = |v: String| v.into_bytes();
     let mut f = vec![
-        ("user", s.user_id.to_string()),
-        ("nonce", hex(&s.nonce)),
-        ("key", s.key_id.clone()),
-        ("gen", s.generation.to_string()),
-        ("created_at", s.created_at.as_millis().to_string()),
-        ("rotated_at", s.rotated_at.as_millis().to_string()),
-        ("last_used_at", s.last_used_at.as_millis().to_string()),
-        ("idle_expires_at", s.idle_expires_at.as_millis().to_string()),
-        (
-            "absolute_expires_at",
-            s.absolute_expires_at.as_millis().to_string(),
-        ),
-        ("expires_at", s.expires_at().as_millis().to_string()),
-        ("client_id", s.client.client_id.clone()),
+        ("u", text(s.user_id.to_string())),
+        ("n", s.nonce.to_vec()),
+        ("k", text(s.key_id.clone())),
+        ("g", text(s.generation.to_string())),
+        ("c", text(s.created_at.as_millis().to_string())),
+        ("r", text(s.rotated_at.as_millis().to_string())),
+        ("i", text(s.idle_expires_at.as_millis().to_string())),
+        ("a", text(s.absolute_expires_at.as_millis().to_string())),
+        ("ci", text(s.client.client_id.clone())),
     ];
     if let Some(r) = s.revoked {
-        f.push(("revoked_at", r.at.as_millis().to_string()));
-        f.push(("revoke_reason", r.reason.as_str().to_owned()));
+        f.push(("x", text(r.at.as_millis().to_string())));
+        f.push(("y", text(r.reason.as_str().to_owned())));
     }
     if let Some(ua) = &s.client.user_agent {
-        f.push(("user_agent", ua.clone()));
+        f.push(("ua", text(ua.clone())));
     }
     if let Some(ip) = &s.client.ip {
-        f.push(("ip", ip.clone()));
+        f.push(("ip", text(ip.clone())));
     }
     f
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
 fn session_from_hash(
     sid: SessionId,
-    h: &HashMap<String, String>,
+    h: &HashMap<String, Vec<u8>>,
 ) -> Result<Option<Session>, StoreError> {
     if h.is_empty() {
         return Ok(None);
     }
-    let text = |k: &'static str| h.get(k).ok_or_else(|| corrupt(k));
+    let text = |k: &'static str| -> Result<&str, StoreError> {
+        std::str::from_utf8(h.get(k).ok_or_else(|| corrupt(k))?).map_err(|_| corrupt(k))
+    };
+    let optional = |k: &'static str| h.get(k).and_then(|v| String::from_utf8(v.clone()).ok());
     let ts = |k: &'static str| -> Result<Timestamp, StoreError> {
         text(k)?
             .parse::<i64>()
             .map(Timestamp::from_millis)
             .map_err(|_| corrupt(k))
     };
-    let revoked = match (h.get("revoked_at"), h.get("revoke_reason")) {
-        (Some(at), Some(reason)) => Some(SessionRevocation {
-            at: Timestamp::from_millis(at.parse().map_err(|_| corrupt("revoked_at"))?),
-            reason: RevokeReason::parse(reason).ok_or_else(|| corrupt("revoke_reason"))?,
+    let revoked = match (h.get("x"), optional("y")) {
+        (Some(_), Some(reason)) => Some(SessionRevocation {
+            at: ts("x")?,
+            reason: RevokeReason::parse(&reason).ok_or_else(|| corrupt("revoke reason"))?,
         }),
         _ => None,
     };
+    let rotated_at = ts("r")?;
     Ok(Some(Session {
         id: sid,
-        user_id: text("user")?.parse().map_err(|_| corrupt("user"))?,
-        nonce: unhex(text("nonce")?).ok_or_else(|| corrupt("nonce"))?,
-        key_id: text("key")?.clone(),
-        generation: text("gen")?.parse().map_err(|_| corrupt("gen"))?,
-        created_at: ts("created_at")?,
-        rotated_at: ts("rotated_at")?,
-        last_used_at: ts("last_used_at")?,
-        idle_expires_at: ts("idle_expires_at")?,
-        absolute_expires_at: ts("absolute_expires_at")?,
+        user_id: text("u")?.parse().map_err(|_| corrupt("user"))?,
+        nonce: h
+            .get("n")
+            .and_then(|n| <[u8; 32]>::try_from(n.as_slice()).ok())
+            .ok_or_else(|| corrupt("nonce"))?,
+        key_id: text("k")?.to_owned(),
+        generation: text("g")?.parse().map_err(|_| corrupt("generation"))?,
+        created_at: ts("c")?,
+        rotated_at,
+        last_used_at: rotated_at,
+        idle_expires_at: ts("i")?,
+        absolute_expires_at: ts("a")?,
         revoked,
         client: ClientInfo {
-            client_id: text("client_id")?.clone(),
-            user_agent: h.get("user_agent").cloned(),
-            ip: h.get("ip").cloned(),
+            client_id: text("ci")?.to_owned(),
+            user_agent: optional("ua"),
+            ip: optional("ip"),
         },
     }))
 }
@@ -199,11 +199,7 @@ impl RedisStore {
     ) -> Result<Option<RevocationEntry>, StoreError> {
         // Already revoked or gone: nothing to log.
         let revoked: Option<String> = self
-            .query(
-                redis::cmd("HGET")
-                    .arg(self.keys.session(sid))
-                    .arg("revoked_at"),
-            )
+            .query(redis::cmd("HGET").arg(self.keys.session(sid)).arg("x"))
             .await?;
         let exists: bool = self
             .query(redis::cmd("EXISTS").arg(self.keys.session(sid)))
@@ -222,6 +218,20 @@ impl RedisStore {
             .arg(now.as_millis())
             .arg(reason.as_str());
         let changed: i64 = self.invoke(&inv).await?;
+        // The user's index lists live sessions only, so listing and "log out everywhere" stay
+        // proportional to live sessions however many were revoked (the hash keeps its TTL).
+        let owner: Option<String> = self
+            .query(redis::cmd("HGET").arg(self.keys.session(sid)).arg("u"))
+            .await?;
+        if let Some(owner) = owner.and_then(|o| o.parse::<UserId>().ok()) {
+            let _: i64 = self
+                .query(
+                    redis::cmd("ZREM")
+                        .arg(self.keys.user(&owner))
+                        .arg(sid.to_string()),
+                )
+                .await?;
+        }
         Ok((changed == 1).then_some(entry))
     }
 
@@ -304,7 +314,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let h: HashMap<String, String> = self
+        let h: HashMap<String, Vec<u8>> = self
             .query(redis::cmd("HGETALL").arg(self.keys.session(id)))
             .await?;
         session_from_hash(*id, &h)
@@ -318,7 +328,6 @@ impl SessionStore for RedisStore {
             .arg(next.generation.to_string())
             .arg(next.rotated_at.as_millis())
             .arg(next.idle_expires_at.as_millis())
-            .arg(next.expires_at().as_millis())
             .arg(ttl_until(next.expires_at().plus(keep), next.rotated_at));
         let done: i64 = self.invoke(&inv).await?;
         Ok(done == 1)
@@ -464,12 +473,5 @@ mod tests {
             assert_eq!(parse_member(&member(&e)).expect("parse"), e);
         }
         assert!(parse_member("x:y").is_err());
-    }
-
-    #[test]
-    fn nonce_hex_round_trips() {
-        let nonce = [0xabu8; 32];
-        assert_eq!(unhex(&hex(&nonce)), Some(nonce));
-        assert_eq!(unhex("zz"), None);
     }
 }

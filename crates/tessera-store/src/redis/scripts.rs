@@ -18,16 +18,15 @@ pub(super) static CREATE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Compare-and-set of the generation: the rotation. 1 if this call rotated, else 0.
-/// KEYS[1] session. ARGV: expected gen, new gen, rotated at, idle expiry, expiry, ttl ms.
+/// KEYS[1] session. ARGV: expected gen, new gen, rotated at, idle expiry, ttl ms.
 pub(super) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        local gen = redis.call('HGET', KEYS[1], 'gen')
+        local gen = redis.call('HGET', KEYS[1], 'g')
         if not gen or gen ~= ARGV[1] then return 0 end
-        if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return 0 end
-        redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'rotated_at', ARGV[3], 'last_used_at', ARGV[3],
-                   'idle_expires_at', ARGV[4], 'expires_at', ARGV[5])
-        redis.call('PEXPIRE', KEYS[1], ARGV[6])
+        if redis.call('HEXISTS', KEYS[1], 'x') == 1 then return 0 end
+        redis.call('HSET', KEYS[1], 'g', ARGV[2], 'r', ARGV[3], 'i', ARGV[4])
+        redis.call('PEXPIRE', KEYS[1], ARGV[5])
         return 1
         ",
     )
@@ -39,8 +38,8 @@ pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-        if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return 0 end
-        redis.call('HSET', KEYS[1], 'revoked_at', ARGV[1], 'revoke_reason', ARGV[2])
+        if redis.call('HEXISTS', KEYS[1], 'x') == 1 then return 0 end
+        redis.call('HSET', KEYS[1], 'x', ARGV[1], 'y', ARGV[2])
         return 1
         ",
     )
