@@ -59,6 +59,11 @@ ensure_mariadb() {
   wait_for mariadb maria_up
 }
 
+# Tools the test harnesses call: redis-cli (cluster creation, fault injection), openssl (the
+# Redis TLS test's certificates), pgrep (finding a Redis save child).
+command -v openssl >/dev/null || apt_install openssl
+command -v pgrep >/dev/null || apt_install procps
+
 ensure_redis
 ensure_postgres
 ensure_mariadb

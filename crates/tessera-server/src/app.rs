@@ -271,6 +271,7 @@ pub async fn build_state(
                 timeout: settings.redis_timeout,
                 accept_eviction: settings.redis_accept_eviction,
                 keep,
+                ca_file: settings.redis_ca_file.clone(),
             };
             Arc::new(
                 RedisStore::connect(options)

@@ -57,6 +57,8 @@ pub struct Settings {
     pub redis_timeout: Duration,
     /// Start even if Redis's `maxmemory-policy` can evict keys (warns instead of refusing).
     pub redis_accept_eviction: bool,
+    /// For `rediss://`: a PEM file of the CA to trust instead of the system's roots.
+    pub redis_ca_file: Option<PathBuf>,
     /// The `iss` of access tokens; default `http://<listen>`.
     pub issuer: Option<String>,
     /// The `aud` of access tokens.
@@ -124,6 +126,7 @@ impl Default for Settings {
             redis_prefix: "tessera:".into(),
             redis_timeout: Duration::from_millis(500),
             redis_accept_eviction: false,
+            redis_ca_file: None,
             issuer: None,
             audience: "tessera".into(),
             client_id: "tessera".into(),

@@ -54,6 +54,7 @@ async fn fresh() -> (Pair<SqliteStore, RedisStore>, Cleanup) {
         timeout: Duration::from_secs(2),
         accept_eviction: false,
         keep: Duration::from_secs(330),
+        ca_file: None,
     };
     let sessions = RedisStore::connect(options).await.expect("redis options");
     sessions

@@ -19,6 +19,7 @@ async fn fresh(urls: &str, dir: &tempfile::TempDir, case: &str) -> Pair<SqliteSt
         timeout: Duration::from_secs(2),
         accept_eviction: false,
         keep: Duration::from_secs(330),
+        ca_file: None,
     };
     let sessions = RedisStore::connect(options).await.expect("connect");
     assert!(sessions.is_cluster());

@@ -44,7 +44,7 @@ fn port_is_free(port: u16) -> bool {
 }
 
 /// A free port whose cluster-bus port (+10000) is free too.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     for _ in 0..1000 {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

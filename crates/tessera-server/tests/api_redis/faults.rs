@@ -347,3 +347,20 @@ async fn redis_down_at_start_is_not_ready_until_it_comes() {
     let t = app.login("alice").await;
     assert_eq!(app.verify(&t.access).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn flushed_scripts_are_reloaded() {
+    let redis = RedisServer::start(&[]);
+    let app = app_on(&redis).await;
+    let t = app.user("alice").await;
+    redis
+        .cli(&["SCRIPT", "FLUSH"])
+        .expect("flush the script cache");
+    let r = app.refresh_raw(&t.refresh).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "EVALSHA answered NOSCRIPT and the script was loaded again"
+    );
+    assert_eq!(r.headers()["tessera-refresh-outcome"], "rotated");
+}

@@ -15,7 +15,8 @@ use crate::StoreError;
 /// How to reach Redis and how to lay out keys.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
-    /// `redis://host:port[/db]`, or several `redis://` URLs separated by commas (cluster nodes).
+    /// `redis://host:port[/db]` (`rediss://` for TLS), or several URLs separated by commas
+    /// (cluster nodes).
     /// A single URL pointing at a cluster node is detected as a cluster.
     pub url: String,
     /// Prefix of every key (must not contain `{` or `}`).
@@ -26,6 +27,8 @@ pub struct RedisOptions {
     pub accept_eviction: bool,
     /// How long session keys outlive their session (one access-token lifetime plus leeway).
     pub keep: Duration,
+    /// For `rediss://`: a PEM file of the CA to trust instead of the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -69,6 +72,7 @@ pub struct RedisStore {
     pub(super) keys: Keys,
     pub(super) options: RedisOptions,
     signal: Arc<Notify>,
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -126,6 +130,16 @@ impl RedisStore {
                 "the redis prefix must not contain { or }".into(),
             ));
         }
+        // TLS (rediss://) uses rustls with the ring provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca_pem = match &options.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                StoreError::Backend(
+                    format!("cannot read the redis CA file {}: {e}", path.display()).into(),
+                )
+            })?),
+            None => None,
+        };
         let nodes: Vec<String> = options
             .url
             .split(',')
@@ -136,7 +150,7 @@ impl RedisStore {
             return Err(StoreError::Backend("no redis URL given".into()));
         }
         let cluster = nodes.len() > 1
-            || is_cluster_node(&nodes[0], options.timeout)
+            || is_cluster_node(&nodes[0], ca_pem.as_deref(), options.timeout)
                 .await
                 .unwrap_or(false);
         let store = Self {
@@ -148,6 +162,7 @@ impl RedisStore {
             },
             options,
             signal: Arc::new(Notify::new()),
+            ca_pem,
         };
         match store.connection().await {
             Ok(_) => {}
@@ -190,17 +205,19 @@ impl RedisStore {
     async fn open(&self) -> Result<Conn, StoreError> {
         let t = self.options.timeout;
         if self.cluster {
-            let client = redis::cluster::ClusterClient::builder(self.nodes.clone())
+            let mut builder = redis::cluster::ClusterClient::builder(self.nodes.clone())
                 .connection_timeout(t * 2)
                 .response_timeout(t)
-                .retries(2)
-                .build()
-                .map_err(map_err)?;
+                .retries(2);
+            if let Some(pem) = &self.ca_pem {
+                builder = builder.certs(certificates(pem));
+            }
+            let client = builder.build().map_err(map_err)?;
             Ok(Conn::Cluster(
                 client.get_async_connection().await.map_err(map_err)?,
             ))
         } else {
-            let client = redis::Client::open(self.nodes[0].as_str()).map_err(map_err)?;
+            let client = client(&self.nodes[0], self.ca_pem.as_deref()).map_err(map_err)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(t * 2))
                 .set_response_timeout(Some(t))
@@ -218,13 +235,14 @@ impl RedisStore {
     /// Refuses a Redis that may evict keys: eviction silently un-revokes logged-out tokens.
     async fn check_eviction_policy(&self) -> Result<(), StoreError> {
         let mut nodes = self.nodes.clone();
+        let ca = self.ca_pem.as_deref();
         if self.cluster {
-            if let Ok(masters) = cluster_masters(&self.nodes[0], self.options.timeout).await {
+            if let Ok(masters) = cluster_masters(&self.nodes[0], ca, self.options.timeout).await {
                 nodes = masters;
             }
         }
         for node in &nodes {
-            let policy = config_get(node, "maxmemory-policy", self.options.timeout).await;
+            let policy = config_get(node, ca, "maxmemory-policy", self.options.timeout).await;
             let problem = match policy {
                 Ok(p) if p == "noeviction" => continue,
                 Ok(p) => format!("redis at {node} has maxmemory-policy {p}, which may evict Tessera's keys and so un-revoke logged-out tokens; set `maxmemory-policy noeviction`"),
@@ -283,6 +301,7 @@ impl RedisStore {
             self.keys.channel(),
             Arc::clone(&self.signal),
         );
+        let ca = self.ca_pem.clone();
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -290,7 +309,7 @@ impl RedisStore {
             use futures_util::StreamExt as _;
             loop {
                 let subscribed = async {
-                    let client = redis::Client::open(node.as_str())?;
+                    let client = client(&node, ca.as_deref())?;
                     let mut pubsub = client.get_async_pubsub().await?;
                     pubsub.subscribe(&channel).await?;
                     let mut messages = pubsub.on_message();
@@ -310,19 +329,41 @@ impl RedisStore {
     }
 }
 
+fn certificates(ca_pem: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca_pem.to_vec()),
+    }
+}
+
+/// A client for one node; `rediss://` URLs trust `ca_pem` if given, else the system's roots.
+fn client(node: &str, ca_pem: Option<&[u8]>) -> Result<redis::Client, RedisError> {
+    match ca_pem {
+        Some(pem) if node.starts_with("rediss://") => {
+            redis::Client::build_with_tls(node, certificates(pem))
+        }
+        _ => redis::Client::open(node),
+    }
+}
+
 async fn plain(
     node: &str,
+    ca: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<redis::aio::MultiplexedConnection, StoreError> {
-    let client = redis::Client::open(node).map_err(map_err)?;
+    let client = client(node, ca).map_err(map_err)?;
     tokio::time::timeout(timeout * 2, client.get_multiplexed_async_connection())
         .await
         .map_err(|_| unavailable(Timeout(timeout * 2)))?
         .map_err(map_err)
 }
 
-async fn is_cluster_node(node: &str, timeout: Duration) -> Result<bool, StoreError> {
-    let mut c = plain(node, timeout).await?;
+async fn is_cluster_node(
+    node: &str,
+    ca: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<bool, StoreError> {
+    let mut c = plain(node, ca, timeout).await?;
     let info: String = redis::cmd("INFO")
         .arg("cluster")
         .query_async(&mut c)
@@ -331,8 +372,17 @@ async fn is_cluster_node(node: &str, timeout: Duration) -> Result<bool, StoreErr
     Ok(info.contains("cluster_enabled:1"))
 }
 
-async fn cluster_masters(seed: &str, timeout: Duration) -> Result<Vec<String>, StoreError> {
-    let mut c = plain(seed, timeout).await?;
+async fn cluster_masters(
+    seed: &str,
+    ca: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Vec<String>, StoreError> {
+    let mut c = plain(seed, ca, timeout).await?;
+    let scheme = if seed.starts_with("rediss://") {
+        "rediss"
+    } else {
+        "redis"
+    };
     let nodes: String = redis::cmd("CLUSTER")
         .arg("NODES")
         .query_async(&mut c)
@@ -347,12 +397,17 @@ async fn cluster_masters(seed: &str, timeout: Duration) -> Result<Vec<String>, S
         })
         .filter_map(|l| l.split(' ').nth(1))
         .filter_map(|addr| addr.split('@').next())
-        .map(|addr| format!("redis://{addr}"))
+        .map(|addr| format!("{scheme}://{addr}"))
         .collect())
 }
 
-async fn config_get(node: &str, name: &str, timeout: Duration) -> Result<String, StoreError> {
-    let mut c = plain(node, timeout).await?;
+async fn config_get(
+    node: &str,
+    ca: Option<&[u8]>,
+    name: &str,
+    timeout: Duration,
+) -> Result<String, StoreError> {
+    let mut c = plain(node, ca, timeout).await?;
     let pair: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg(name)
