@@ -62,6 +62,9 @@ struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Exit non-zero if any answer was not 2xx or any request failed (for smoke runs in CI).
+    #[arg(long)]
+    fail_on_error: bool,
 }
 
 fn humantime_like(text: &str) -> Result<Duration, String> {
@@ -359,6 +362,19 @@ async fn main() -> anyhow::Result<()> {
             "{:?} c={} {:.0} ops/s  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  statuses {:?}  transport errors {}",
             report.mode, report.concurrency, report.ops_per_sec, report.p50_ms, report.p90_ms, report.p99_ms, report.max_ms,
             report.statuses, report.transport_errors
+        );
+    }
+    let failures: u64 = report
+        .statuses
+        .iter()
+        .filter(|(s, _)| !(200..300).contains(*s))
+        .map(|(_, n)| n)
+        .sum();
+    if args.fail_on_error && (failures > 0 || report.transport_errors > 0 || report.ops == 0) {
+        bail!(
+            "{failures} non-2xx answers, {} transport errors, {} operations",
+            report.transport_errors,
+            report.ops
         );
     }
     Ok(())
