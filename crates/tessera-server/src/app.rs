@@ -19,7 +19,7 @@ use tessera_core::session::SessionPolicy;
 use tessera_core::verified::VerifiedCache;
 use tessera_core::{Clock, SystemClock};
 use tessera_store::redis::{RedisOptions, RedisStore};
-use tessera_store::sqlite::SqliteStore;
+use tessera_store::sqlite::{Durability, SqliteStore};
 use tessera_store::SessionStore;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -30,7 +30,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::{SessionStoreKind, Settings};
+use crate::config::{SessionStoreKind, Settings, SqliteSync};
 use crate::datadir::{Access, DataDir};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
@@ -223,9 +223,13 @@ pub async fn build_state(
     clock: Arc<dyn Clock>,
     data_dir: &DataDir,
 ) -> anyhow::Result<(AppState, SqliteStore)> {
+    let durability = match settings.sqlite_synchronous {
+        SqliteSync::Full => Durability::PowerLoss,
+        SqliteSync::Normal => Durability::Process,
+    };
     let store = match settings.database_url.as_deref() {
-        None => SqliteStore::open(&data_dir.database()?).await,
-        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await,
+        None => SqliteStore::open_with(&data_dir.database()?, durability).await,
+        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url, durability).await,
         Some(url) => anyhow::bail!(
             "database_url (TESSERA_DATABASE_URL): the scheme of {:?} is not supported by this build; use sqlite://",
             url.split(':').next().unwrap_or_default()

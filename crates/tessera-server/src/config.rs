@@ -25,6 +25,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// What an acknowledged write to the embedded SQLite database survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// One fsync per commit: survives a power cut.
+    #[default]
+    Full,
+    /// Survives a crash of the process, not of the machine; many times the write rate.
+    Normal,
+}
+
 /// Where sessions and the revocation state live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -46,6 +57,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Database URL; default `sqlite://<data_dir>/tessera.db`.
     pub database_url: Option<String>,
+    /// SQLite durability: `full` (survives a power cut) or `normal` (survives a process crash).
+    pub sqlite_synchronous: SqliteSync,
     /// Where sessions and revocations live: `sql` or `redis`.
     pub session_store: SessionStoreKind,
     /// Redis URL, or comma-separated cluster node URLs.
@@ -121,6 +134,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./tessera-data"),
             database_url: None,
+            sqlite_synchronous: SqliteSync::Full,
             session_store: SessionStoreKind::Sql,
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "tessera:".into(),

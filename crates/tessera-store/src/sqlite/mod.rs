@@ -2,7 +2,9 @@
 //!
 //! Writes go through a pool of ONE connection (SQLite has one writer at a time anyway; this keeps
 //! writers queued in Tokio instead of spinning on `SQLITE_BUSY`); reads use a pool of several.
-//! `synchronous = FULL`: a rotation or logout that was acknowledged survives a power cut.
+//! `synchronous = FULL` by default: a rotation or logout that was acknowledged survives a power
+//! cut. [`Durability::Process`] (`synchronous = NORMAL`) survives a crash of the process but may
+//! lose the last transactions on a power cut, for many times the write rate (BENCHMARKS.md).
 //! Other processes on the same file (the `tessera user …` commands) wait on `busy_timeout`.
 
 mod rows;
@@ -27,6 +29,25 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// How long a request waits for a connection or a lock before the store counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// What an acknowledged write survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A power cut (`synchronous = FULL`: one fsync per commit).
+    #[default]
+    PowerLoss,
+    /// A crash of the process, not of the machine (`synchronous = NORMAL` in WAL mode).
+    Process,
+}
+
+impl Durability {
+    fn synchronous(self) -> SqliteSynchronous {
+        match self {
+            Durability::PowerLoss => SqliteSynchronous::Full,
+            Durability::Process => SqliteSynchronous::Normal,
+        }
+    }
+}
+
 /// The SQLite backend: users, sessions and revocations in one database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -37,23 +58,28 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::default()).await
+    }
+
+    /// Opens the database at `path` with the given durability.
+    pub async fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(durability.synchronous())
             .foreign_keys(true)
             .busy_timeout(ACQUIRE_TIMEOUT);
         Self::connect(options).await
     }
 
     /// Opens a database given as a `sqlite://` URL.
-    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+    pub async fn open_url(url: &str, durability: Durability) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Backend(Box::new(e)))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(durability.synchronous())
             .busy_timeout(ACQUIRE_TIMEOUT);
         Self::connect(options).await
     }
