@@ -58,17 +58,25 @@ impl RevocationCache {
         store: &dyn SessionStore,
         now: Timestamp,
     ) -> Result<usize, StoreError> {
-        let batch = store
-            .revocations_since(self.cursor.load(Ordering::Acquire), now)
-            .await?;
-        self.apply(&batch.entries);
-        // A reset log (a new, empty Redis) restarts the cursor from its beginning.
-        self.cursor.store(batch.cursor, Ordering::Release);
+        let mut applied = 0;
+        // Page until the log is read to its end: only then is this copy current.
+        loop {
+            let batch = store
+                .revocations_since(self.cursor.load(Ordering::Acquire), now)
+                .await?;
+            self.apply(&batch.entries);
+            applied += batch.entries.len();
+            // A log that went back (a new, empty Redis) restarts the cursor from its beginning.
+            self.cursor.store(batch.cursor, Ordering::Release);
+            if !batch.more {
+                break;
+            }
+        }
         *self
             .last_sync
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-        Ok(batch.entries.len())
+        Ok(applied)
     }
 
     /// How long ago the last sync succeeded (`None`: never).

@@ -126,6 +126,8 @@ pub struct RevocationBatch {
     pub entries: Vec<RevocationEntry>,
     /// The cursor to read from next time.
     pub cursor: u64,
+    /// Whether more entries are waiting after this batch (read again at once).
+    pub more: bool,
 }
 
 /// Accounts.

@@ -80,3 +80,103 @@ fn uuid_like() -> String {
 use tessera_store::SessionStore as _;
 
 tessera_store::conformance_tests!(fresh());
+
+mod regressions {
+    use std::time::Duration;
+
+    use tessera_core::ids::{TokenId, UserId};
+    use tessera_core::revocation::RevocationEntry;
+    use tessera_core::session::{ClientInfo, Session, SessionPolicy};
+    use tessera_core::Timestamp;
+    use tessera_store::redis::{RedisOptions, RedisStore};
+    use tessera_store::SessionStore as _;
+    use tessera_test_servers::RedisServer;
+
+    async fn store(redis: &RedisServer) -> RedisStore {
+        let options = RedisOptions {
+            url: redis.url(),
+            prefix: "r:".into(),
+            timeout: Duration::from_secs(2),
+            accept_eviction: false,
+            keep: Duration::from_secs(330),
+            ca_file: None,
+        };
+        RedisStore::connect(options).await.expect("connect")
+    }
+
+    fn denied(n: u8) -> RevocationEntry {
+        RevocationEntry::DeniedToken {
+            jti: TokenId::from_bytes([n; 16]),
+            until: Timestamp::from_secs(2_000_000_000),
+        }
+    }
+
+    /// A log that lost its last appends (failover, restart) and then grew again is read from the
+    /// start, so no entry written after the loss is skipped.
+    #[tokio::test]
+    async fn a_log_that_went_back_is_read_again_from_the_start() {
+        let redis = RedisServer::start(&[]);
+        let (writer, reader) = (store(&redis).await, store(&redis).await);
+        let now = Timestamp::from_secs(1_900_000_000);
+        writer
+            .record(&[denied(1), denied(2), denied(3)], now)
+            .await
+            .expect("record");
+        let first = reader.revocations_since(0, now).await.expect("read");
+        assert_eq!(first.entries.len(), 3);
+
+        // Lose the last append, as an asynchronous replica promoted to master would.
+        redis
+            .cli(&["ZPOPMAX", "{r:rev}:log"])
+            .expect("lose the entry");
+        redis
+            .cli(&["SET", "{r:rev}:seq", "2"])
+            .expect("roll the counter back");
+        writer
+            .record(&[denied(4)], now)
+            .await
+            .expect("record after the loss"); // seq 3 again
+
+        let next = reader
+            .revocations_since(first.cursor, now)
+            .await
+            .expect("read");
+        assert!(
+            next.entries.contains(&denied(4)),
+            "the entry written after the loss is read: {:?}",
+            next.entries
+        );
+    }
+
+    /// The user's index outlives sessions that keep rotating past their first idle expiry.
+    #[tokio::test]
+    async fn the_user_index_lives_as_long_as_its_longest_possible_session() {
+        let redis = RedisServer::start(&[]);
+        let s = store(&redis).await;
+        let policy = SessionPolicy {
+            idle_ttl: Duration::from_secs(100),
+            max_age: Duration::from_secs(10_000),
+            grace: Duration::ZERO,
+        };
+        let user = UserId::random();
+        let session = Session::new(
+            user.clone(),
+            "k".into(),
+            ClientInfo::default(),
+            &policy,
+            Timestamp::from_secs(1_900_000_000),
+        );
+        s.create_session(&session, 10, Duration::from_secs(330))
+            .await
+            .expect("create");
+        let ttl: i64 = redis
+            .cli(&["PTTL", &format!("r:u:{{{user}}}")])
+            .expect("pttl")
+            .parse()
+            .expect("number");
+        assert!(
+            ttl > 10_000_000,
+            "index TTL {ttl} ms covers the absolute expiry"
+        );
+    }
+}

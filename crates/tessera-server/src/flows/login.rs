@@ -1,8 +1,9 @@
 //! Sign-up, login, and minting a session for a user authenticated elsewhere.
 
 use tessera_core::password::{PasswordCheck, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+use tessera_core::session::RevokeReason;
 use tessera_core::session::{ClientInfo, Session};
-use tessera_store::{NewUser, User};
+use tessera_store::{NewUser, SessionSelector, User};
 
 use crate::audit::{self, ClientMeta};
 use crate::error::ApiError;
@@ -128,7 +129,16 @@ pub async fn login(
             Err(e) => tracing::warn!(error = ?e, "password rehash failed"),
         }
     }
-    let issued = start_session(state, &user, &state.settings.client_id, client).await?;
+    let Some(issued) = start_session(state, &user, &state.settings.client_id, client).await? else {
+        audit::event(
+            "login_failed",
+            Some(user.id.as_str()),
+            None,
+            client,
+            "blocked",
+        );
+        return Err(ApiError::invalid_credentials());
+    };
     audit::event(
         "login",
         Some(user.id.as_str()),
@@ -140,13 +150,15 @@ pub async fn login(
 }
 
 /// Starts a new session for `user` and issues its first pair of tokens. Enforces the cap on live
-/// sessions (the oldest go first).
+/// sessions (the oldest go first). `Ok(None)`: the user was blocked, deleted or cut off while the
+/// session was being made (a block or "log out everywhere" racing this login); the session is
+/// revoked again and nothing is issued.
 pub async fn start_session(
     state: &AppState,
     user: &User,
     client_id: &str,
     client: &ClientMeta,
-) -> Result<Issued, ApiError> {
+) -> Result<Option<Issued>, ApiError> {
     let now = state.now();
     let info = ClientInfo {
         client_id: client_id.to_owned(),
@@ -169,5 +181,24 @@ pub async fn start_session(
         )
         .await?;
     state.revocations.apply(&evicted);
-    state.issue(&session, user, now)
+    // A block or cutoff raises the user row first and sweeps sessions second: reading the row
+    // again after the insert sees any sweep this session could have missed.
+    let current = state.users.user_by_id(&user.id).await?;
+    let standing = current.as_ref().map(|u| u.standing());
+    let still_allowed =
+        standing.is_some_and(|s| !s.blocked && s.cutoff.is_none_or(|cutoff| cutoff <= now));
+    if !still_allowed {
+        let entries = state
+            .sessions
+            .revoke_sessions(
+                &SessionSelector::One(session.id),
+                RevokeReason::ForcedLogout,
+                now,
+                state.revocation_keep(),
+            )
+            .await?;
+        state.revocations.apply(&entries);
+        return Ok(None);
+    }
+    state.issue(&session, user, now).map(Some)
 }

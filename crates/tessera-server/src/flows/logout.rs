@@ -85,18 +85,25 @@ async fn identify(
                         .user_by_id(&session.user_id)
                         .await?
                         .map(|u| u.standing());
-                    let live = standing.is_some_and(|user| {
-                        state
-                            .revocations
-                            .check(
-                                Subject::Session {
-                                    session: &session,
-                                    user: &user,
-                                },
-                                now,
-                            )
-                            .is_ok()
-                    });
+                    // Live only as the refresh decision would take it: the current generation,
+                    // or its parent within the grace window. An older, already rotated token is
+                    // no credential for the account-wide scopes (it may be a thief's copy).
+                    let fresh_generation = token.generation == session.generation
+                        || (token.generation + 1 == session.generation
+                            && now.since(session.rotated_at) < state.policy.grace);
+                    let live = fresh_generation
+                        && standing.is_some_and(|user| {
+                            state
+                                .revocations
+                                .check(
+                                    Subject::Session {
+                                        session: &session,
+                                        user: &user,
+                                    },
+                                    now,
+                                )
+                                .is_ok()
+                        });
                     Some(Identity {
                         user_id: session.user_id.clone(),
                         sid: session.id,

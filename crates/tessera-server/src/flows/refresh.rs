@@ -104,12 +104,31 @@ pub async fn refresh(
         let issued = match decision {
             Decision::Rotate => {
                 let next = session.rotated(&state.policy, now);
-                if !state.sessions.rotate(&next, session.generation).await? {
+                let rotated = match state.sessions.rotate(&next, session.generation).await {
+                    Ok(rotated) => rotated,
+                    // Unclear outcome (a timeout may hide a write that happened): look. Our own
+                    // write is recognised by its generation and rotation time; anything else
+                    // stays a 503 that changed nothing.
+                    Err(e) => match state.sessions.session(&session.id).await {
+                        Ok(Some(s))
+                            if s.generation == next.generation
+                                && s.rotated_at == next.rotated_at =>
+                        {
+                            true
+                        }
+                        _ => return Err(e.into()),
+                    },
+                };
+                if !rotated {
                     continue; // another request rotated first: decide again on the new state
                 }
-                // The replaced access token is denied, as seed 000 replaces the whole pair.
+                // The replaced access token is denied, as seed 000 replaces the whole pair. Best
+                // effort: the rotation is committed, so failing the answer now would only make
+                // the client retry; the old token then lives until its `exp` at the latest.
                 if let Some(old) = old_access {
-                    state.deny(&old).await?;
+                    if let Err(e) = state.deny(&old).await {
+                        tracing::warn!(error = ?e, "the replaced access token could not be denied");
+                    }
                 }
                 state.issue(&next, &user, now)?
             }

@@ -275,7 +275,13 @@ async fn mint_session(
             "client_id must be 1 to 128 characters",
         ));
     }
-    let issued = login::start_session(&state, &user, client_id, &client).await?;
+    let Some(issued) = login::start_session(&state, &user, client_id, &client).await? else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "user_blocked",
+            "the user is blocked",
+        ));
+    };
     log(
         "session_minted",
         &admin,

@@ -414,3 +414,32 @@ async fn every_signing_algorithm_works_end_to_end() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_old_rotated_refresh_token_is_no_credential_for_logging_out_everywhere() {
+    let app = spawn_app().await;
+    let first = app.user("alice").await;
+    let second = app.refresh(&first.refresh).await;
+    app.clock.advance(std::time::Duration::from_secs(6)); // past the grace: first.refresh is old
+    let all = app
+        .post_json(
+            "/v1/auth/logout-all",
+            &json!({ "refresh_token": first.refresh }),
+        )
+        .await;
+    assert_eq!(
+        all.status(),
+        StatusCode::UNAUTHORIZED,
+        "a possibly stolen old token cannot end every session"
+    );
+    assert_eq!(app.verify(&second.access).await, StatusCode::OK);
+    // The current token can.
+    let all = app
+        .post_json(
+            "/v1/auth/logout-all",
+            &json!({ "refresh_token": second.refresh }),
+        )
+        .await;
+    assert_eq!(all.status(), StatusCode::OK);
+    assert_eq!(app.verify(&second.access).await, StatusCode::UNAUTHORIZED);
+}

@@ -86,3 +86,31 @@ async fn a_block_by_another_process_reaches_the_running_server() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn a_login_racing_a_block_issues_nothing() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    let dir = DataDir::open(&app.data_dir(), Access::Shared).expect("shared");
+    let (state, store) =
+        tessera_server::build_state(app.settings.clone(), Arc::new(SystemClock), &dir)
+            .await
+            .expect("state");
+    // The login read the user before the block ran to its end…
+    let stale = users::resolve(&state, "alice").await.expect("alice");
+    users::block(&state, &stale).await.expect("block");
+    // …so its session is revoked again and no token is issued.
+    let issued =
+        tessera_server::flows::login::start_session(&state, &stale, "tessera", &Default::default())
+            .await
+            .expect("no store error");
+    assert!(issued.is_none());
+    let alice = users::resolve(&state, "alice").await.expect("alice");
+    assert!(state
+        .sessions
+        .live_sessions(&alice.id, state.now())
+        .await
+        .expect("live")
+        .is_empty());
+    store.close().await;
+}

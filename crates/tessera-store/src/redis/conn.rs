@@ -73,6 +73,16 @@ pub struct RedisStore {
     pub(super) options: RedisOptions,
     signal: Arc<Notify>,
     ca_pem: Option<Vec<u8>>,
+    /// Session marks that failed after their log entry was written, retried on each log read.
+    pub(super) pending: std::sync::Mutex<
+        Vec<(
+            SessionId,
+            tessera_core::session::RevokeReason,
+            tessera_core::Timestamp,
+        )>,
+    >,
+    /// The cursor and member of the last log entry read, to detect a log that went back.
+    pub(super) last_read: std::sync::Mutex<Option<(u64, String)>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -163,6 +173,8 @@ impl RedisStore {
             options,
             signal: Arc::new(Notify::new()),
             ca_pem,
+            pending: std::sync::Mutex::new(Vec::new()),
+            last_read: std::sync::Mutex::new(None),
         };
         match store.connection().await {
             Ok(_) => {}

@@ -102,12 +102,15 @@ fn session_from_hash(
             .map(Timestamp::from_millis)
             .map_err(|_| corrupt(k))
     };
-    let revoked = match (h.get("x"), optional("y")) {
-        (Some(_), Some(reason)) => Some(SessionRevocation {
+    // Fail closed: a revocation mark with an unreadable reason is an error, never "alive".
+    let revoked = match h.get("x") {
+        Some(_) => Some(SessionRevocation {
             at: ts("x")?,
-            reason: RevokeReason::parse(&reason).ok_or_else(|| corrupt("revoke reason"))?,
+            reason: optional("y")
+                .and_then(|r| RevokeReason::parse(&r))
+                .ok_or_else(|| corrupt("revoke reason"))?,
         }),
-        _ => None,
+        None => None,
     };
     let rotated_at = ts("r")?;
     Ok(Some(Session {
@@ -213,13 +216,33 @@ impl RedisStore {
             until: now.plus(keep),
         };
         self.append(&entry, now).await?; // the log first: see the module docs
+        if let Err(e) = self.mark_revoked(sid, reason, now).await {
+            // Every instance already honours the log entry; the mark on the session itself is
+            // retried with every log read until it lands, so the session stays revoked after
+            // the entry's time too.
+            self.pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((*sid, reason, now));
+            return Err(e);
+        }
+        // Appended: the caller applies the entry even if a concurrent revoker marked it first.
+        Ok(Some(entry))
+    }
+
+    /// Marks the session hash revoked and takes it out of its user's index of live sessions (so
+    /// listing and "log out everywhere" stay proportional to live sessions).
+    async fn mark_revoked(
+        &self,
+        sid: &SessionId,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let mut inv = scripts::REVOKE.prepare_invoke();
         inv.key(self.keys.session(sid))
             .arg(now.as_millis())
             .arg(reason.as_str());
-        let changed: i64 = self.invoke(&inv).await?;
-        // The user's index lists live sessions only, so listing and "log out everywhere" stay
-        // proportional to live sessions however many were revoked (the hash keeps its TTL).
+        let _: i64 = self.invoke(&inv).await?;
         let owner: Option<String> = self
             .query(redis::cmd("HGET").arg(self.keys.session(sid)).arg("u"))
             .await?;
@@ -232,7 +255,25 @@ impl RedisStore {
                 )
                 .await?;
         }
-        Ok((changed == 1).then_some(entry))
+        Ok(())
+    }
+
+    /// Retries the session marks that failed after their log entry was written.
+    async fn finish_pending_marks(&self) {
+        let pending = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (sid, reason, at) in pending {
+            if self.mark_revoked(&sid, reason, at).await.is_err() {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((sid, reason, at));
+            }
+        }
     }
 
     /// The user's sessions that still exist, dropping ids whose key has expired from the index.
@@ -288,10 +329,13 @@ impl SessionStore for RedisStore {
                     .arg(session.id.to_string()),
             )
             .await?;
+        // The index must outlive every session in it, however often they rotate: a session
+        // never lives past its absolute expiry.
+        let index_wanted = ttl_until(session.absolute_expires_at.plus(keep), now);
         let index_ttl: i64 = self.query(redis::cmd("PTTL").arg(&index)).await?;
-        if index_ttl < ttl {
+        if index_ttl < index_wanted {
             let _: i64 = self
-                .query(redis::cmd("PEXPIRE").arg(&index).arg(ttl))
+                .query(redis::cmd("PEXPIRE").arg(&index).arg(index_wanted))
                 .await?;
         }
         // The cap on live sessions: the oldest go first, never the new one.
@@ -384,24 +428,37 @@ impl SessionStore for RedisStore {
         cursor: u64,
         now: Timestamp,
     ) -> Result<RevocationBatch, StoreError> {
+        self.finish_pending_marks().await;
+        // The member last read at this cursor: if the log no longer has it at that sequence,
+        // the log went back (failover, restart, FLUSHALL) and is read again from the start.
+        let last = self
+            .last_read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let check = last
+            .filter(|(seq, _)| *seq == cursor && cursor > 0)
+            .map(|(_, m)| m)
+            .unwrap_or_default();
         let mut inv = scripts::SINCE.prepare_invoke();
         inv.key(self.keys.rev_seq())
             .key(self.keys.rev_log())
             .arg(cursor)
-            .arg(PAGE);
+            .arg(PAGE)
+            .arg(check);
         let reply: Vec<Value> = self.invoke(&inv).await?;
         let mut values = reply.into_iter();
-        let current: u64 = match values.next() {
-            Some(v) => redis::from_redis_value(v).map_err(|_| corrupt("sequence"))?,
+        let start: u64 = match values.next() {
+            Some(v) => redis::from_redis_value(v).map_err(|_| corrupt("start"))?,
             None => return Err(corrupt("empty reply")),
         };
-        // The log was reset (FLUSHALL, a new Redis): start over from its beginning.
-        let reset = cursor > current;
+        let rest: Vec<Value> = values.collect();
         let mut batch = RevocationBatch {
             entries: Vec::new(),
-            cursor: if reset { current } else { cursor },
+            cursor: start,
+            more: rest.len() / 2 >= PAGE,
         };
-        let rest: Vec<Value> = values.collect();
+        let mut last_member = None;
         for pair in rest.chunks(2) {
             let [m, score] = pair else {
                 return Err(corrupt("log page"));
@@ -410,9 +467,16 @@ impl SessionStore for RedisStore {
             let seq: f64 = redis::from_redis_value(score.clone()).map_err(|_| corrupt("score"))?;
             batch.cursor = seq as u64;
             let entry = parse_member(&text)?;
+            last_member = Some(text);
             if entry.until() > now {
                 batch.entries.push(entry);
             }
+        }
+        if let Some(member) = last_member {
+            *self
+                .last_read
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((batch.cursor, member));
         }
         Ok(batch)
     }

@@ -63,8 +63,10 @@ pub(super) static APPEND: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Reads the log after a cursor: { current seq, member1, seq1, member2, seq2, … }.
-/// KEYS[1] sequence counter, KEYS[2] log. ARGV: cursor, limit.
+/// Reads the log after a cursor: { start cursor, member1, seq1, member2, seq2, … }.
+/// KEYS[1] sequence counter, KEYS[2] log. ARGV: cursor, limit, the member last read at the cursor
+/// (or ''). The read restarts from 0 (and says so in its first value) when the log went back:
+/// the counter is below the cursor, or the member last read is no longer at that sequence.
 pub(super) static SINCE: LazyLock<Script> = LazyLock::new(|| {
     // Declared read-only, so the log stays readable while Redis refuses writes (MISCONF, OOM).
     Script::new(
@@ -72,7 +74,11 @@ pub(super) static SINCE: LazyLock<Script> = LazyLock::new(|| {
         local current = tonumber(redis.call('GET', KEYS[1]) or '0')
         local cursor = ARGV[1]
         if tonumber(cursor) > current then cursor = '0' end
-        local out = { current }
+        if cursor ~= '0' and ARGV[3] ~= '' then
+          local seen = redis.call('ZSCORE', KEYS[2], ARGV[3])
+          if not seen or tonumber(seen) ~= tonumber(cursor) then cursor = '0' end
+        end
+        local out = { tonumber(cursor) }
         local page = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
         for i = 1, #page do out[#out + 1] = page[i] end
         return out

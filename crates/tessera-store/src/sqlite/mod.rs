@@ -410,6 +410,7 @@ impl SessionStore for SqliteStore {
         let mut batch = RevocationBatch {
             entries: Vec::with_capacity(rows.len()),
             cursor: cursor as u64,
+            more: false,
         };
         for row in rows {
             let seq: i64 = row.try_get("seq").map_err(map_err)?;
