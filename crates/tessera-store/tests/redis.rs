@@ -21,24 +21,7 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(self.url.as_str()) else {
-            return;
-        };
-        let Ok(mut con) = client.get_connection() else {
-            return;
-        };
-        for pattern in [
-            format!("{}*", self.prefix),
-            format!("{{{}rev}}*", self.prefix),
-        ] {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(&pattern)
-                .query(&mut con)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(keys).query(&mut con);
-            }
-        }
+        tessera_test_servers::delete_redis_prefix(&self.url, &self.prefix);
     }
 }
 

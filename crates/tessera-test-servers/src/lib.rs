@@ -228,3 +228,23 @@ impl RedisCluster {
             .join(",")
     }
 }
+
+/// Deletes every key of one test's prefix (`P…` and the revocation log's `{P rev}…`) from the
+/// Redis at `url`. Errors are ignored: this is clean-up.
+pub fn delete_redis_prefix(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut con) = client.get_connection() else {
+        return;
+    };
+    for pattern in [format!("{prefix}*"), format!("{{{prefix}rev}}*")] {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query(&mut con)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(keys).query(&mut con);
+        }
+    }
+}

@@ -95,24 +95,7 @@ pub fn use_redis(settings: &mut Settings) {
     settings.redis_timeout = Duration::from_secs(2);
 }
 
-/// Deletes every key under `prefix` (a test's own).
-pub fn delete_redis_prefix(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else {
-        return;
-    };
-    let Ok(mut con) = client.get_connection() else {
-        return;
-    };
-    for pattern in [format!("{prefix}*"), format!("{{{prefix}rev}}*")] {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query(&mut con)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(keys).query(&mut con);
-        }
-    }
-}
+pub use tessera_test_servers::delete_redis_prefix;
 
 /// Starts a Tessera with the test settings, changed by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
