@@ -365,7 +365,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn rotate(&self, next: &Session, expected_generation: u64) -> Result<bool, StoreError> {
-        let keep = self.keep_hint(next);
+        // The key outlives the session by one access-token lifetime, so "revoked" or "expired"
+        // stays an exact answer while the session's access tokens could live.
+        let keep = self.options.keep;
         let mut inv = scripts::ROTATE.prepare_invoke();
         inv.key(self.keys.session(&next.id))
             .arg(expected_generation.to_string())
@@ -499,15 +501,6 @@ impl SessionStore for RedisStore {
 
     fn revocation_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         Some(RedisStore::revocation_signal(self))
-    }
-}
-
-impl RedisStore {
-    /// How long a session key outlives the session: one access-token lifetime, so the
-    /// "revoked"/"expired" answer stays exact while its access tokens could live. Taken from the
-    /// store's options.
-    fn keep_hint(&self, _s: &Session) -> Duration {
-        self.options.keep
     }
 }
 
