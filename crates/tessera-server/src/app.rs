@@ -298,6 +298,7 @@ pub async fn build_state(
         admin_key_hash,
         jwks,
         verified: VerifiedCache::new(VERIFIED_CACHE_CAPACITY),
+        user_cache: Default::default(),
     });
     match state
         .revocations

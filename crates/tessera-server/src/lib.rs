@@ -9,6 +9,7 @@
 //! - [`routes`]: the HTTP resources, one file each.
 //! - [`revocations`]: this process's copy of the revocation state.
 //! - [`passwords`]: argon2id on a bounded blocking pool.
+//! - [`users_cache`]: user rows reused for a second on the refresh path.
 //! - [`error`], [`extract`], [`audit`], [`telemetry`]: the edges.
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod revocations;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod users_cache;
 
 pub use app::{build_router, build_state, Application};
 pub use config::Settings;

@@ -56,6 +56,8 @@ pub struct Inner {
     pub jwks: String,
     /// Remembered signature checks of repeatedly presented access tokens.
     pub verified: VerifiedCache,
+    /// User rows reused for a second by the refresh path.
+    pub user_cache: crate::users_cache::UserCache,
 }
 
 impl Deref for AppState {

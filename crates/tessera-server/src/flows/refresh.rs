@@ -55,7 +55,12 @@ pub async fn refresh(
         let now = state.now();
         let session = state.sessions.session(&token.sid).await?;
         let user = match &session {
-            Some(s) => state.users.user_by_id(&s.user_id).await?,
+            Some(s) => {
+                state
+                    .user_cache
+                    .get(state.users.as_ref(), &s.user_id)
+                    .await?
+            }
             None => None,
         };
         // A session whose user is gone is as good as unknown.

@@ -30,6 +30,7 @@ pub async fn cut_off(
     let now = state.now();
     let keep = state.revocation_keep();
     state.users.raise_cutoff(user_id, now).await?;
+    state.user_cache.forget(user_id);
     let selector = SessionSelector::User {
         user_id: user_id.clone(),
         except: None,
@@ -56,6 +57,7 @@ pub async fn cut_off(
 /// Blocks the user: no login, no refresh, and every live token dies at once.
 pub async fn block(state: &AppState, user: &User) -> Result<usize, ApiError> {
     state.users.set_blocked(&user.id, true, state.now()).await?;
+    state.user_cache.forget(&user.id);
     cut_off(state, &user.id, RevokeReason::UserBlocked).await
 }
 
@@ -65,6 +67,7 @@ pub async fn unblock(state: &AppState, user: &User) -> Result<(), ApiError> {
         .users
         .set_blocked(&user.id, false, state.now())
         .await?;
+    state.user_cache.forget(&user.id);
     Ok(())
 }
 
@@ -77,5 +80,6 @@ pub async fn force_logout(state: &AppState, user: &User) -> Result<usize, ApiErr
 pub async fn delete(state: &AppState, user: &User) -> Result<usize, ApiError> {
     let ended = cut_off(state, &user.id, RevokeReason::UserDeleted).await?;
     state.users.delete_user(&user.id).await?;
+    state.user_cache.forget(&user.id);
     Ok(ended)
 }
