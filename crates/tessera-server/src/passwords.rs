@@ -1,6 +1,8 @@
 //! Password hashing off the async runtime: argon2id runs on Tokio's blocking pool behind a
-//! semaphore, so a login flood queues here and never starves refresh or verify of CPU threads,
-//! and memory stays bounded at `permits × m`.
+//! semaphore, so a login flood queues here and memory stays bounded at `permits × m`. The hashing
+//! threads run at the lowest CPU priority (nice 19): when a login flood and bearer checks compete
+//! for a core, the scheduler serves verify and refresh first, and hashing gets every cycle they
+//! leave (BENCHMARKS.md measures both).
 
 use std::sync::Arc;
 
@@ -41,9 +43,14 @@ impl PasswordPool {
             .map_err(|e| ApiError::internal(&e))?;
         let hasher = Arc::clone(&self.hasher);
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| work(&hasher)))
-            .await
-            .map_err(|e| ApiError::internal(&e))
+        tokio::task::spawn_blocking(move || {
+            // Only hashing runs on this pool; lowering a thread twice is harmless. Failure (a
+            // platform without niceness) leaves the default priority.
+            let _ = thread_priority::ThreadPriority::Min.set_for_current();
+            span.in_scope(|| work(&hasher))
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))
     }
 
     /// Checks a password against a PHC string (`None`: the dummy hash, same cost).

@@ -121,10 +121,16 @@ async fn a_block_by_another_process_stops_refresh_at_once_despite_the_user_cache
     let t = app.user("alice").await;
     let next = app.refresh(&t.refresh).await; // the server now remembers alice's row for a second
     let dir = DataDir::open(&app.data_dir(), Access::Shared).expect("shared");
-    let (admin, store) = tessera_server::build_state(app.settings.clone(), Arc::new(SystemClock), &dir).await.expect("state");
+    let (admin, store) =
+        tessera_server::build_state(app.settings.clone(), Arc::new(SystemClock), &dir)
+            .await
+            .expect("state");
     let alice = users::resolve(&admin, "alice").await.expect("alice");
     users::block(&admin, &alice).await.expect("block");
     store.close().await;
     // No waiting: the session itself was revoked in the store the refresh reads.
-    assert_eq!(app.refresh_raw(&next.refresh).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.refresh_raw(&next.refresh).await.status(),
+        StatusCode::BAD_REQUEST
+    );
 }
