@@ -299,6 +299,7 @@ pub async fn build_state(
         jwks,
         verified: VerifiedCache::new(VERIFIED_CACHE_CAPACITY),
         user_cache: Default::default(),
+        throttle: Default::default(),
     });
     match state
         .revocations

@@ -99,6 +99,17 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", description)
     }
 
+    /// 429 `too_many_requests` with `Retry-After` (whole seconds, at least 1).
+    pub fn too_many_requests(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many login attempts; retry later",
+        )
+        .header(header::RETRY_AFTER, &secs.max(1).to_string())
+    }
+
     /// 503 `temporarily_unavailable` with `Retry-After`: retry, nothing was decided.
     pub fn unavailable() -> Self {
         Self::new(

@@ -9,6 +9,7 @@
 //! - [`routes`]: the HTTP resources, one file each.
 //! - [`revocations`]: this process's copy of the revocation state.
 //! - [`passwords`]: argon2id on a bounded blocking pool.
+//! - [`throttle`]: login throttling per account and per client address.
 //! - [`users_cache`]: user rows reused for a second on the refresh path.
 //! - [`error`], [`extract`], [`audit`], [`telemetry`]: the edges.
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod revocations;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod throttle;
 pub mod users_cache;
 
 pub use app::{build_router, build_state, Application};

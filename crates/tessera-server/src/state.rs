@@ -58,6 +58,8 @@ pub struct Inner {
     pub verified: VerifiedCache,
     /// User rows reused for a second by the refresh path.
     pub user_cache: crate::users_cache::UserCache,
+    /// Login throttling.
+    pub throttle: crate::throttle::LoginThrottle,
 }
 
 impl Deref for AppState {

@@ -91,6 +91,10 @@ pub async fn login(
     client: &ClientMeta,
 ) -> Result<(Issued, User), ApiError> {
     check_password_length(&password)?;
+    if let Err(wait) = state.throttle.check(username, state.now()) {
+        audit::event("login_throttled", None, None, client, "too_many_requests");
+        return Err(ApiError::too_many_requests(wait));
+    }
     let user = state.users.user_by_username(username).await?;
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
     let check = state.passwords.check(password.clone(), phc).await?;
@@ -111,9 +115,11 @@ pub async fn login(
                 client,
                 outcome,
             );
+            state.throttle.failed(username, state.now());
             return Err(ApiError::invalid_credentials());
         }
     };
+    state.throttle.succeeded(username);
     if check == PasswordCheck::MatchNeedsRehash {
         // Best effort: a failed upgrade must not fail the login; it is retried next time.
         match state.passwords.hash(password).await {

@@ -226,3 +226,45 @@ async fn two_authorization_headers_are_refused() {
         "the scheme is case-insensitive"
     );
 }
+
+#[tokio::test]
+async fn repeated_failed_logins_are_throttled_then_allowed_again() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    for _ in 0..5 {
+        assert_eq!(
+            app.login_raw("alice", "wrong password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let throttled = app.login_raw("alice", PASSWORD).await;
+    assert_eq!(
+        throttled.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    assert_eq!(throttled.headers()["retry-after"], "1");
+    assert_eq!(json_body(throttled).await["error"], "too_many_requests");
+    // Unknown accounts are throttled alike: a 429 says nothing about existence.
+    for _ in 0..5 {
+        app.login_raw("nobody", "wrong password").await;
+    }
+    assert_eq!(
+        app.login_raw("nobody", PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The delay passes; a success resets the count.
+    app.clock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(
+        app.login_raw("alice", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.login_raw("alice", "wrong password").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.login_raw("alice", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
