@@ -63,6 +63,7 @@ ensure_mariadb() {
 # Redis TLS test's certificates), pgrep (finding a Redis save child).
 command -v openssl >/dev/null || apt_install openssl
 command -v pgrep >/dev/null || apt_install procps
+command -v curl >/dev/null || apt_install curl
 
 ensure_redis
 ensure_postgres
