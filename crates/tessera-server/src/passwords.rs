@@ -1,56 +1,71 @@
-//! Password hashing off the async runtime: argon2id runs on Tokio's blocking pool behind a
-//! semaphore, so a login flood queues here and memory stays bounded at `permits × m`. The hashing
-//! threads run at the lowest CPU priority (nice 19): when a login flood and bearer checks compete
-//! for a core, the scheduler serves verify and refresh first, and hashing gets every cycle they
-//! leave (BENCHMARKS.md measures both).
+//! Password hashing off the async runtime, on threads of its own.
+//!
+//! argon2id runs on `concurrency` dedicated threads fed by a queue: a login flood waits in the
+//! queue, memory stays bounded at `concurrency × m`, and the async workers are never blocked.
+//! The hashing threads run at the lowest CPU priority (nice 19): when a flood of logins and
+//! bearer checks compete for a core, the scheduler serves verify and refresh first and hashing
+//! gets every cycle they leave (BENCHMARKS.md measures both). The threads are the pool's own, so
+//! their priority touches nothing else (Tokio's blocking pool also resolves host names).
 
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tessera_core::password::{PasswordCheck, PasswordHasher};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 
-/// The bounded hashing pool.
+type Job = Box<dyn FnOnce(&PasswordHasher) + Send>;
+
+/// The hashing threads and their queue. The threads end when the pool is dropped.
 #[derive(Debug, Clone)]
 pub struct PasswordPool {
-    hasher: Arc<PasswordHasher>,
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl PasswordPool {
-    /// A pool running at most `concurrency` hashes at once.
+    /// A pool of `concurrency` hashing threads.
     pub fn new(hasher: PasswordHasher, concurrency: usize) -> Self {
-        Self {
-            hasher: Arc::new(hasher),
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let hasher = Arc::new(hasher);
+        for i in 0..concurrency.max(1) {
+            let (queue, hasher) = (Arc::clone(&queue), Arc::clone(&hasher));
+            let spawned = std::thread::Builder::new()
+                .name(format!("tessera-argon2-{i}"))
+                .spawn(move || {
+                    // Failure (a platform without niceness) leaves the default priority.
+                    let _ = thread_priority::ThreadPriority::Min.set_for_current();
+                    loop {
+                        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        match job {
+                            Ok(job) => job(&hasher),
+                            Err(_) => return, // the pool is gone
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password hashing thread");
+            }
         }
-    }
-
-    /// Hashes held back waiting for a permit, for metrics and tests.
-    pub fn available(&self) -> usize {
-        self.permits.available_permits()
+        Self { jobs }
     }
 
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-        let hasher = Arc::clone(&self.hasher);
+        let (done, result) = oneshot::channel();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            // Only hashing runs on this pool; lowering a thread twice is harmless. Failure (a
-            // platform without niceness) leaves the default priority.
-            let _ = thread_priority::ThreadPriority::Min.set_for_current();
-            span.in_scope(|| work(&hasher))
-        })
-        .await
-        .map_err(|e| ApiError::internal(&e))
+        let job: Job = Box::new(move |hasher| {
+            let _ = done.send(span.in_scope(|| work(hasher)));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| ApiError::internal(&"the password hashing threads are gone"))?;
+        result
+            .await
+            .map_err(|_| ApiError::internal(&"a password hashing thread failed"))
     }
 
     /// Checks a password against a PHC string (`None`: the dummy hash, same cost).

@@ -177,6 +177,10 @@ impl AppState {
     /// Denies one access token until it expires (plus the leeway): stored first, then applied to
     /// this process's state, so an acknowledged logout holds at once.
     pub async fn deny(&self, claims: &AccessClaims) -> Result<(), ApiError> {
+        // Already denied (a repeated logout): nothing to write.
+        if self.revocations.with(|set| set.is_denied(&claims.jti)) {
+            return Ok(());
+        }
         let until = Timestamp::from_secs(claims.exp)
             .plus(self.rules.leeway)
             .max(self.now());

@@ -1,15 +1,16 @@
-//! Login throttling (NIST SP 800-63B §5.2.2, OWASP Authentication Cheat Sheet).
+//! Login throttling per account (NIST SP 800-63B §5.2.2, OWASP Authentication Cheat Sheet).
 //!
-//! - **Per account**: after [`FREE_FAILURES`] consecutive failed logins for a username, each
-//!   further attempt must wait an exponentially growing delay (1 s, 2 s, 4 s, … at most
-//!   [`MAX_DELAY`]); attempts inside the delay answer 429 with `Retry-After`, without checking
-//!   the password. A success resets the count. Unknown usernames are counted like real ones, so
-//!   the answer says nothing about whether an account exists. An attacker can slow a victim's
-//!   logins to one try per [`MAX_DELAY`], never lock them out for good.
+//! After [`FREE_FAILURES`] failed logins for a username, attempts are spaced by an exponentially
+//! growing delay (1 s, 2 s, 4 s, … at most [`MAX_DELAY`]); an attempt inside the delay answers
+//! 429 with `Retry-After` without checking the password. A success resets the count. Attempts in
+//! flight count too, so guesses sent in parallel cannot slip through before their failures are
+//! recorded: once the free attempts are used up, one attempt per delay gets through.
+//! Unknown usernames are counted like real ones, so a 429 says nothing about existence.
 //!
-//! The state is in this process's memory; with several instances each keeps its own. Throttling
-//! per client address is not done here: behind a reverse proxy every client has the proxy's
-//! address, and trusting forwarded addresses needs a proxy configuration of its own.
+//! Limits, written down rather than hidden: the state is in this process's memory (several
+//! instances each keep their own), and someone who keeps guessing a username keeps that account
+//! at one try per [`MAX_DELAY`] for everyone, its owner included. Lifting that needs a way to
+//! tell the owner's device apart (device cookies, per-address limits behind a trusted proxy).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -21,63 +22,111 @@ use tessera_core::Timestamp;
 pub const FREE_FAILURES: u32 = 5;
 /// The longest delay between attempts on one account.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
-/// Entries kept per map before expired ones are dropped.
+/// Accounts remembered before idle entries are dropped (and, if that is not enough, all).
 const CAPACITY: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
+struct Account {
+    failures: u32,
+    in_flight: u32,
     next_allowed: Timestamp,
+}
+
+fn delay(attempts_over: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts_over.min(16)).min(MAX_DELAY)
 }
 
 /// The throttle's memory.
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
-    accounts: Mutex<HashMap<String, Failures>>,
+    accounts: Mutex<HashMap<String, Account>>,
 }
 
-fn key(username: &str) -> String {
-    username.to_lowercase()
+/// One admitted login attempt. Record its outcome with [`failed`](Attempt::failed) or
+/// [`succeeded`](Attempt::succeeded); dropped without an outcome (a store error, a refused
+/// input), it simply stops counting as in flight.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    key: String,
+    open: bool,
 }
 
 impl LoginThrottle {
-    /// `Err(wait)` if a login for `username` must wait.
-    pub fn check(&self, username: &str, now: Timestamp) -> Result<(), Duration> {
-        match self
-            .accounts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key(username))
-        {
-            Some(f) if now < f.next_allowed => Err(f.next_allowed.since(now)),
-            _ => Ok(()),
-        }
-    }
-
-    /// Records a failed login for `username`.
-    pub fn failed(&self, username: &str, now: Timestamp) {
+    /// Admits a login attempt for `username`, or says how long to wait.
+    pub fn begin(&self, username: &str, now: Timestamp) -> Result<Attempt<'_>, Duration> {
+        let key = username.to_lowercase();
         let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         if accounts.len() >= CAPACITY {
-            accounts.retain(|_, f| now.since(f.next_allowed) < MAX_DELAY);
+            accounts.retain(|_, a| a.in_flight > 0 || now.since(a.next_allowed) < MAX_DELAY);
+            if accounts.len() >= CAPACITY {
+                accounts.clear();
+            }
         }
-        let f = accounts.entry(key(username)).or_insert(Failures {
-            count: 0,
+        let a = accounts.entry(key.clone()).or_insert(Account {
+            failures: 0,
+            in_flight: 0,
             next_allowed: now,
         });
-        f.count = f.count.saturating_add(1);
-        if f.count >= FREE_FAILURES {
-            let exponent = (f.count - FREE_FAILURES).min(16);
-            let delay = Duration::from_secs(1u64 << exponent).min(MAX_DELAY);
-            f.next_allowed = now.plus(delay);
+        let attempts = a.failures + a.in_flight;
+        if attempts >= FREE_FAILURES {
+            if now < a.next_allowed {
+                return Err(a.next_allowed.since(now));
+            }
+            // Reserve the slot: the next attempt waits even before this one's outcome is known.
+            a.next_allowed = now.plus(delay(attempts + 1 - FREE_FAILURES));
         }
+        a.in_flight += 1;
+        Ok(Attempt {
+            throttle: self,
+            key,
+            open: true,
+        })
     }
 
-    /// Records a successful login: the account's count starts over.
-    pub fn succeeded(&self, username: &str) {
-        self.accounts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&key(username));
+    fn finish(&self, key: &str, outcome: Option<(bool, Timestamp)>) {
+        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(a) = accounts.get_mut(key) else {
+            return;
+        };
+        a.in_flight = a.in_flight.saturating_sub(1);
+        match outcome {
+            Some((true, _)) => {
+                accounts.remove(key);
+            }
+            Some((false, now)) => {
+                a.failures = a.failures.saturating_add(1);
+                if a.failures >= FREE_FAILURES {
+                    a.next_allowed = a
+                        .next_allowed
+                        .max(now.plus(delay(a.failures - FREE_FAILURES)));
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+impl Attempt<'_> {
+    /// The password was wrong (or the account unusable).
+    pub fn failed(mut self, now: Timestamp) {
+        self.open = false;
+        self.throttle.finish(&self.key, Some((false, now)));
+    }
+
+    /// The login succeeded: the account's count starts over.
+    pub fn succeeded(mut self) {
+        self.open = false;
+        self.throttle
+            .finish(&self.key, Some((true, Timestamp::default())));
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.throttle.finish(&self.key, None);
+        }
     }
 }
 
@@ -92,32 +141,74 @@ mod tests {
     #[test]
     fn delays_start_after_the_free_failures_and_grow_to_the_cap() {
         let throttle = LoginThrottle::default();
-        for _ in 0..FREE_FAILURES - 1 {
-            assert!(throttle.check("Alice", t(0)).is_ok());
-            throttle.failed("alice", t(0));
+        for _ in 0..FREE_FAILURES {
+            throttle.begin("Alice", t(0)).expect("free").failed(t(0));
         }
-        assert!(throttle.check("alice", t(0)).is_ok());
-        throttle.failed("ALICE", t(0)); // the fifth: 1 s
-        assert_eq!(throttle.check("alice", t(0)), Err(Duration::from_secs(1)));
-        assert!(throttle.check("alice", t(1000)).is_ok());
-        throttle.failed("alice", t(1000)); // 2 s
         assert_eq!(
-            throttle.check("alice", t(1500)),
+            throttle.begin("alice", t(0)).map(|_| ()),
+            Err(Duration::from_secs(1))
+        );
+        throttle
+            .begin("ALICE", t(1000))
+            .expect("after the delay")
+            .failed(t(1000));
+        assert_eq!(
+            throttle.begin("alice", t(1500)).map(|_| ()),
             Err(Duration::from_millis(1500))
         );
-        for _ in 0..20 {
-            throttle.failed("alice", t(1000));
+        for i in 0..20 {
+            let at = t(100_000 * (i + 1));
+            throttle
+                .begin("alice", at)
+                .expect("after the delay")
+                .failed(at);
         }
+        let at = t(100_000 * 20);
         assert_eq!(
-            throttle.check("alice", t(1000)),
+            throttle.begin("alice", at).map(|_| ()),
             Err(MAX_DELAY),
             "capped, never permanent"
         );
         assert!(
-            throttle.check("bob", t(1000)).is_ok(),
+            throttle.begin("bob", at).is_ok(),
             "other accounts are untouched"
         );
-        throttle.succeeded("alice");
-        assert!(throttle.check("alice", t(1000)).is_ok(), "a success resets");
+        throttle
+            .begin("alice", at.plus(MAX_DELAY))
+            .expect("after the delay")
+            .succeeded();
+        assert!(
+            throttle.begin("alice", at.plus(MAX_DELAY)).is_ok(),
+            "a success resets"
+        );
+    }
+
+    #[test]
+    fn parallel_guesses_cannot_slip_through() {
+        let throttle = LoginThrottle::default();
+        let admitted: Vec<_> = (0..100)
+            .filter_map(|_| throttle.begin("alice", t(0)).ok())
+            .collect();
+        assert_eq!(
+            admitted.len(),
+            FREE_FAILURES as usize + 1,
+            "the free attempts and one reserved slot"
+        );
+        for attempt in admitted {
+            attempt.failed(t(0));
+        }
+        assert!(throttle.begin("alice", t(0)).is_err());
+    }
+
+    #[test]
+    fn an_attempt_without_an_outcome_stops_counting() {
+        let throttle = LoginThrottle::default();
+        for _ in 0..50 {
+            drop(throttle.begin("alice", t(0)).expect("admitted"));
+        }
+        assert!(
+            throttle.begin("alice", t(0)).is_ok(),
+            "aborted attempts are not failures"
+        );
     }
 }

@@ -91,10 +91,17 @@ pub async fn login(
     client: &ClientMeta,
 ) -> Result<(Issued, User), ApiError> {
     check_password_length(&password)?;
-    if let Err(wait) = state.throttle.check(username, state.now()) {
-        audit::event("login_throttled", None, None, client, "too_many_requests");
-        return Err(ApiError::too_many_requests(wait));
+    // Longer names can never be accounts (sign-up refuses them): nothing to look up or hash.
+    if username.len() > 64 {
+        return Err(ApiError::invalid_credentials());
     }
+    let attempt = match state.throttle.begin(username, state.now()) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            audit::event("login_throttled", None, None, client, "too_many_requests");
+            return Err(ApiError::too_many_requests(wait));
+        }
+    };
     let user = state.users.user_by_username(username).await?;
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
     let check = state.passwords.check(password.clone(), phc).await?;
@@ -115,11 +122,11 @@ pub async fn login(
                 client,
                 outcome,
             );
-            state.throttle.failed(username, state.now());
+            attempt.failed(state.now());
             return Err(ApiError::invalid_credentials());
         }
     };
-    state.throttle.succeeded(username);
+    attempt.succeeded();
     if check == PasswordCheck::MatchNeedsRehash {
         // Best effort: a failed upgrade must not fail the login; it is retried next time.
         match state.passwords.hash(password).await {
@@ -188,11 +195,11 @@ pub async fn start_session(
         .await?;
     state.revocations.apply(&evicted);
     // A block or cutoff raises the user row first and sweeps sessions second: reading the row
-    // again after the insert sees any sweep this session could have missed.
+    // again after the insert sees any sweep this session could have missed. "Changed since the
+    // login read it" needs no clock, so instances whose clocks differ cannot fool it.
     let current = state.users.user_by_id(&user.id).await?;
     let standing = current.as_ref().map(|u| u.standing());
-    let still_allowed =
-        standing.is_some_and(|s| !s.blocked && s.cutoff.is_none_or(|cutoff| cutoff <= now));
+    let still_allowed = standing.is_some_and(|s| !s.blocked && s.cutoff == user.cutoff);
     if !still_allowed {
         let entries = state
             .sessions

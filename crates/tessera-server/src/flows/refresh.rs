@@ -117,7 +117,8 @@ pub async fn refresh(
                     Err(e) => match state.sessions.session(&session.id).await {
                         Ok(Some(s))
                             if s.generation == next.generation
-                                && s.rotated_at == next.rotated_at =>
+                                && s.rotated_at == next.rotated_at
+                                && s.revoked.is_none() =>
                         {
                             true
                         }

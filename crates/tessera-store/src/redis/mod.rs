@@ -7,7 +7,7 @@
 //! | `P s:{<sid>}` | hash | one session: user, nonce, key id, generation, times, revocation, client | the session's expiry + one access-token lifetime |
 //! | `P u:{<user id>}` | sorted set | the user's live session ids, scored by creation time | as long as its longest session |
 //! | `{P rev}:seq` | string | the revocation log's sequence counter | none (it must never go back) |
-//! | `{P rev}:log` | sorted set | revocation entries `kind:subject:at:until`, scored by sequence | the latest entry's time |
+//! | `{P rev}:log` | sorted set | revocation entries `kind:subject:at:until:seq`, scored by sequence | the latest entry's time |
 //! | `{P rev}:exp` | sorted set | the same members, scored by `until` (for the purge) | likewise |
 //!
 //! A session lives in ONE key, so the rotation script touches one slot. The revocation log lives
@@ -136,7 +136,7 @@ fn session_from_hash(
     }))
 }
 
-/// A log member: `kind:subject:at:until` (the subject never contains `:`… except user ids, which
+/// A log member as the client sends it: `kind:subject:at:until` (the append script adds `:<seq>`) (the subject never contains `:`… except user ids, which
 /// are UUIDs with `-`, so splitting from the right is unambiguous).
 fn member(entry: &RevocationEntry) -> String {
     match entry {
@@ -154,6 +154,8 @@ fn member(entry: &RevocationEntry) -> String {
 
 fn parse_member(text: &str) -> Result<RevocationEntry, StoreError> {
     let bad = || corrupt("revocation entry");
+    // `…:<seq>`, added by the append script to make every member unique.
+    let (text, _seq) = text.rsplit_once(':').ok_or_else(bad)?;
     let (kind, rest) = text.split_once(':').ok_or_else(bad)?;
     let (rest, until) = rest.rsplit_once(':').ok_or_else(bad)?;
     let (subject, at) = rest.rsplit_once(':').ok_or_else(bad)?;
@@ -430,7 +432,6 @@ impl SessionStore for RedisStore {
         cursor: u64,
         now: Timestamp,
     ) -> Result<RevocationBatch, StoreError> {
-        self.finish_pending_marks().await;
         // The member last read at this cursor: if the log no longer has it at that sequence,
         // the log went back (failover, restart, FLUSHALL) and is read again from the start.
         let last = self
@@ -484,6 +485,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn purge(&self, now: Timestamp, _keep: Duration, batch: u32) -> Result<u64, StoreError> {
+        // Session marks that failed after their log entry was written are retried here, off the
+        // hot path of log reads.
+        self.finish_pending_marks().await;
         // Sessions expire by their key TTL; only the revocation log needs trimming.
         let mut inv = scripts::TRIM.prepare_invoke();
         inv.key(self.keys.rev_log())
@@ -527,7 +531,10 @@ mod tests {
             },
         ];
         for e in entries {
-            assert_eq!(parse_member(&member(&e)).expect("parse"), e);
+            assert_eq!(
+                parse_member(&format!("{}:17", member(&e))).expect("parse"),
+                e
+            );
         }
         assert!(parse_member("x:y").is_err());
     }

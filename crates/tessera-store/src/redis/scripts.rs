@@ -45,15 +45,18 @@ pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Appends a revocation entry to the log and announces its sequence number.
+/// Appends a revocation entry to the log and announces its sequence number. The member ends in
+/// its sequence number, so each append is a new member: the same entry appended twice never
+/// moves an older one (which would look like a log that went back).
 /// KEYS[1] sequence counter, KEYS[2] log (score = seq), KEYS[3] expiry index (score = until).
 /// ARGV: member, until ms, key ttl ms, channel.
 pub(super) static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local seq = redis.call('INCR', KEYS[1])
-        redis.call('ZADD', KEYS[2], seq, ARGV[1])
-        redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+        local member = ARGV[1] .. ':' .. seq
+        redis.call('ZADD', KEYS[2], seq, member)
+        redis.call('ZADD', KEYS[3], ARGV[2], member)
         for i = 2, 3 do
           if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
         end
