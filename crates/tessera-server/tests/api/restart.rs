@@ -8,7 +8,10 @@ use reqwest::StatusCode;
 use tessera_core::SystemClock;
 use tessera_server::datadir::{Access, DataDir};
 use tessera_server::flows::users;
+use tessera_server::state::AppState;
 use tessera_server::Application;
+use tessera_store::sqlite::SqliteStore;
+use tessera_test_support::TestApp;
 
 #[tokio::test]
 async fn sessions_keys_and_tokens_survive_a_restart() {
@@ -56,19 +59,27 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     );
 }
 
+/// The state an admin command (`tessera user …`) builds beside the running server.
+async fn another_process(app: &TestApp) -> (AppState, SqliteStore) {
+    let dir = DataDir::open(&app.data_dir(), Access::Shared).expect("shared");
+    tessera_server::build_state(app.settings.clone(), Arc::new(SystemClock), &dir)
+        .await
+        .expect("state")
+}
+
+/// What `tessera user block <name>` does, beside the running server.
+async fn block_from_another_process(app: &TestApp, name: &str) {
+    let (admin, store) = another_process(app).await;
+    let user = users::resolve(&admin, name).await.expect("user");
+    users::block(&admin, &user).await.expect("block");
+    store.close().await;
+}
+
 #[tokio::test]
 async fn a_block_by_another_process_reaches_the_running_server() {
     let app = spawn_app().await;
     let t = app.user("alice").await;
-    // What `tessera user block alice` does, beside the running server.
-    let dir = DataDir::open(&app.data_dir(), Access::Shared).expect("shared");
-    let (admin, store) =
-        tessera_server::build_state(app.settings.clone(), Arc::new(SystemClock), &dir)
-            .await
-            .expect("state");
-    let alice = users::resolve(&admin, "alice").await.expect("alice");
-    users::block(&admin, &alice).await.expect("block");
-    store.close().await;
+    block_from_another_process(&app, "alice").await;
 
     let mut status = StatusCode::OK;
     for _ in 0..40 {
@@ -91,11 +102,7 @@ async fn a_block_by_another_process_reaches_the_running_server() {
 async fn a_login_racing_a_block_issues_nothing() {
     let app = spawn_app().await;
     app.user("alice").await;
-    let dir = DataDir::open(&app.data_dir(), Access::Shared).expect("shared");
-    let (state, store) =
-        tessera_server::build_state(app.settings.clone(), Arc::new(SystemClock), &dir)
-            .await
-            .expect("state");
+    let (state, store) = another_process(&app).await;
     // The login read the user before the block ran to its end…
     let stale = users::resolve(&state, "alice").await.expect("alice");
     users::block(&state, &stale).await.expect("block");
@@ -120,14 +127,7 @@ async fn a_block_by_another_process_stops_refresh_at_once_despite_the_user_cache
     let app = spawn_app().await;
     let t = app.user("alice").await;
     let next = app.refresh(&t.refresh).await; // the server now remembers alice's row for a second
-    let dir = DataDir::open(&app.data_dir(), Access::Shared).expect("shared");
-    let (admin, store) =
-        tessera_server::build_state(app.settings.clone(), Arc::new(SystemClock), &dir)
-            .await
-            .expect("state");
-    let alice = users::resolve(&admin, "alice").await.expect("alice");
-    users::block(&admin, &alice).await.expect("block");
-    store.close().await;
+    block_from_another_process(&app, "alice").await;
     // No waiting: the session itself was revoked in the store the refresh reads.
     assert_eq!(
         app.refresh_raw(&next.refresh).await.status(),

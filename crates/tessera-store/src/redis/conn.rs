@@ -77,6 +77,7 @@ pub struct RedisStore {
     pub(super) pending: std::sync::Mutex<
         Vec<(
             SessionId,
+            UserId,
             tessera_core::session::RevokeReason,
             tessera_core::Timestamp,
         )>,

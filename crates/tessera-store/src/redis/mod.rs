@@ -202,14 +202,19 @@ impl RedisStore {
         now: Timestamp,
         keep: Duration,
     ) -> Result<Option<RevocationEntry>, StoreError> {
-        // Already revoked or gone: nothing to log.
-        let revoked: Option<String> = self
-            .query(redis::cmd("HGET").arg(self.keys.session(sid)).arg("x"))
+        // One read for both: already revoked (`x`) or gone (no owner `u`) means nothing to log.
+        let (revoked, owner): (Option<String>, Option<String>) = self
+            .query(
+                redis::cmd("HMGET")
+                    .arg(self.keys.session(sid))
+                    .arg("x")
+                    .arg("u"),
+            )
             .await?;
-        let exists: bool = self
-            .query(redis::cmd("EXISTS").arg(self.keys.session(sid)))
-            .await?;
-        if revoked.is_some() || !exists {
+        let Some(owner) = owner.and_then(|o| o.parse::<UserId>().ok()) else {
+            return Ok(None);
+        };
+        if revoked.is_some() {
             return Ok(None);
         }
         let entry = RevocationEntry::RevokedSession {
@@ -218,14 +223,14 @@ impl RedisStore {
             until: now.plus(keep),
         };
         self.append(&entry, now).await?; // the log first: see the module docs
-        if let Err(e) = self.mark_revoked(sid, reason, now).await {
+        if let Err(e) = self.mark_revoked(sid, &owner, reason, now).await {
             // Every instance already honours the log entry; the mark on the session itself is
             // retried with every log read until it lands, so the session stays revoked after
             // the entry's time too.
             self.pending
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((*sid, reason, now));
+                .push((*sid, owner, reason, now));
             return Err(e);
         }
         // Appended: the caller applies the entry even if a concurrent revoker marked it first.
@@ -237,6 +242,7 @@ impl RedisStore {
     async fn mark_revoked(
         &self,
         sid: &SessionId,
+        owner: &UserId,
         reason: RevokeReason,
         now: Timestamp,
     ) -> Result<(), StoreError> {
@@ -245,18 +251,13 @@ impl RedisStore {
             .arg(now.as_millis())
             .arg(reason.as_str());
         let _: i64 = self.invoke(&inv).await?;
-        let owner: Option<String> = self
-            .query(redis::cmd("HGET").arg(self.keys.session(sid)).arg("u"))
+        let _: i64 = self
+            .query(
+                redis::cmd("ZREM")
+                    .arg(self.keys.user(owner))
+                    .arg(sid.to_string()),
+            )
             .await?;
-        if let Some(owner) = owner.and_then(|o| o.parse::<UserId>().ok()) {
-            let _: i64 = self
-                .query(
-                    redis::cmd("ZREM")
-                        .arg(self.keys.user(&owner))
-                        .arg(sid.to_string()),
-                )
-                .await?;
-        }
         Ok(())
     }
 
@@ -268,12 +269,12 @@ impl RedisStore {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        for (sid, reason, at) in pending {
-            if self.mark_revoked(&sid, reason, at).await.is_err() {
+        for (sid, owner, reason, at) in pending {
+            if self.mark_revoked(&sid, &owner, reason, at).await.is_err() {
                 self.pending
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push((sid, reason, at));
+                    .push((sid, owner, reason, at));
             }
         }
     }
