@@ -8,6 +8,9 @@
 //! # Layout
 //! - this file: the traits, [`StoreError`], the stored types;
 //! - [`sqlite`]: the embedded default backend (feature `sqlite`);
+//! - [`sql`]: PostgreSQL and MySQL/MariaDB (features `postgres`, `mysql`);
+//! - [`tiered`]: SQL as the source of truth with a Redis copy in front (features `redis` and
+//!   `postgres` or `mysql`);
 //! - [`redis`]: Redis and Redis Cluster for sessions and revocations (feature `redis`);
 //! - [`conformance`]: the shared suite (feature `conformance`).
 #![warn(missing_docs)]
@@ -26,8 +29,12 @@ use tessera_core::Timestamp;
 pub mod conformance;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "redis")]
+pub mod tiered;
 
 /// A boxed error from a backend driver.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -216,6 +223,25 @@ pub trait SessionStore: Send + Sync + Debug + 'static {
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether [`session`](Self::session) may answer from a copy that is behind the source of
+    /// truth (the tiered store). Callers then trust such a read only for a rotation, which
+    /// [`rotate`](Self::rotate) confirms, and take every other verdict from
+    /// [`session_from_source`](Self::session_from_source).
+    fn caches_sessions(&self) -> bool {
+        false
+    }
+
+    /// The session as the source of truth has it.
+    async fn session_from_source(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        self.session(id).await
+    }
+
+    /// What works in a reduced way while the store still answers (a cache that is down), for
+    /// the readiness report. `None`: nothing.
+    fn degraded(&self) -> Option<&'static str> {
+        None
+    }
 
     /// A signal raised when another instance appended to the revocation log (the bus), so the
     /// log is read at once rather than at the next poll. `None`: poll only.

@@ -1,7 +1,17 @@
-//! Private Redis servers for tests that must not touch the shared one on 6379: fault tests
-//! (kill, pause, MISCONF, OOM) and a real Redis Cluster. Each server binds 127.0.0.1 on a free
-//! port, keeps its files in a temporary directory, is checked to be ours (its `process_id`), and
-//! is killed when dropped.
+//! Servers for tests.
+//!
+//! - Private Redis servers for tests that must not touch the shared one on 6379: fault tests
+//!   (kill, pause, MISCONF, OOM) and a real Redis Cluster. Each server binds 127.0.0.1 on a free
+//!   port, keeps its files in a temporary directory, is checked to be ours (its `process_id`),
+//!   and is killed when dropped.
+//! - A private PostgreSQL schema or MySQL/MariaDB database per test ([`PgSchema`],
+//!   [`MySqlDatabase`]), dropped when the test ends.
+//! - A TCP proxy that can cut or black-hole the way to a server ([`TcpProxy`]).
+
+mod proxy;
+mod sql;
+pub use proxy::TcpProxy;
+pub use sql::{mysql_url, pg_url, MySqlDatabase, PgSchema};
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -18,6 +18,7 @@
 //! Every append is also published on the channel `P revocations`, so other instances read the
 //! log at once instead of at their next poll.
 
+pub mod cache;
 mod conn;
 mod scripts;
 
