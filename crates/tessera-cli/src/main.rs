@@ -12,6 +12,7 @@ use figment::Figment;
 use tessera_core::SystemClock;
 use tessera_server::datadir::{Access, DataDir};
 use tessera_server::flows::{login, users};
+use tessera_server::stores::SqlDatabase;
 use tessera_server::{telemetry, Application, Settings};
 
 #[derive(Parser)]
@@ -39,6 +40,9 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Apply pending database schema migrations (PostgreSQL, MySQL; SQLite migrates itself).
+    /// Safe while servers run; needed first when `auto_migrate = false`.
+    Migrate,
     /// Manage users (works while the server runs; it sees the change within a second).
     User {
         #[command(subcommand)]
@@ -151,6 +155,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 toml::to_string_pretty(&settings).context("while rendering the settings")?
             );
             println!("# configuration OK");
+            Ok(())
+        }
+        Command::Migrate => {
+            let settings = settings(&cli, None)?;
+            telemetry::init(settings.log_format, "warn");
+            let data_dir = DataDir::open(&settings.data_dir, Access::Shared)?;
+            let database = SqlDatabase::open(&settings, &data_dir, true).await?;
+            let applied = database.migrate().await;
+            database.close().await;
+            match applied?.as_slice() {
+                [] => println!("the database schema is up to date"),
+                versions => println!("applied migration(s) {versions:?}"),
+            }
             Ok(())
         }
         Command::User { command } => {

@@ -1,76 +1,15 @@
 //! The `tessera` binary itself: serving, graceful shutdown, the data-directory lock, admin commands
 //! beside a running server, configuration errors, and logs free of secrets.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::Path;
+mod common;
+
+use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use common::{serve, tessera};
+
 const PASSWORD: &str = "correct horse battery staple";
-
-fn tessera(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TESSERA_DATA_DIR", dir.join("data"))
-        .env("TESSERA_LISTEN", "127.0.0.1:0")
-        .env("TESSERA_ARGON2_MEMORY_KIB", "1024")
-        .env("TESSERA_ARGON2_ITERATIONS", "1")
-        .env("TESSERA_LOG_FORMAT", "json")
-        .env("TESSERA_LOG_LEVEL", "info");
-    cmd
-}
-
-/// A running `tessera serve`, its address, and every log line it printed.
-struct Server {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<String>,
-}
-
-fn serve(dir: &Path) -> Server {
-    let mut child = tessera(dir)
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take();
-    let (tx, rx) = mpsc::channel();
-    let mut server = Server {
-        child,
-        addr: String::new(),
-        lines: rx,
-    };
-    let stderr = stderr.expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while server.addr.is_empty() {
-        let wait = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = server
-            .lines
-            .recv_timeout(wait)
-            .expect("the server logs its address");
-        if line.contains("tessera is listening") {
-            let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-            server.addr = log["addr"].as_str().expect("addr").to_owned();
-        }
-    }
-    server
-}
-
-impl Drop for Server {
-    /// A failed test must not leave a server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn post(addr: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     let r = reqwest::Client::new()

@@ -18,9 +18,6 @@ use tessera_core::password::{HashParams, PasswordHasher};
 use tessera_core::session::SessionPolicy;
 use tessera_core::verified::VerifiedCache;
 use tessera_core::{Clock, SystemClock};
-use tessera_store::redis::{RedisOptions, RedisStore};
-use tessera_store::sqlite::{Durability, SqliteStore};
-use tessera_store::SessionStore;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -30,7 +27,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::{SessionStoreKind, Settings, SqliteSync};
+use crate::config::Settings;
 use crate::datadir::{Access, DataDir};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
@@ -38,6 +35,7 @@ use crate::passwords::PasswordPool;
 use crate::revocations::{RevocationCache, TAIL_INTERVAL};
 use crate::routes;
 use crate::state::{AppState, Inner};
+use crate::stores::{self, SqlDatabase};
 
 /// How often expired rows are purged from the store.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
@@ -123,7 +121,7 @@ async fn json_errors(response: Response) -> Response {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    sqlite: SqliteStore,
+    database: SqlDatabase,
     _data_dir: DataDir,
 }
 
@@ -139,14 +137,14 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let data_dir = DataDir::open(&settings.data_dir, Access::Exclusive)?;
-        let (state, sqlite) = build_state(settings, clock, &data_dir).await?;
+        let (state, database) = build_state(settings, clock, &data_dir).await?;
         let listener = TcpListener::bind(state.settings.listen)
             .await
             .with_context(|| format!("while binding {}", state.settings.listen))?;
         Ok(Self {
             listener,
             state,
-            sqlite,
+            database,
             _data_dir: data_dir,
         })
     }
@@ -177,7 +175,7 @@ impl Application {
         let Application {
             listener,
             state,
-            sqlite,
+            database,
             _data_dir,
         } = self;
         let tasks = [
@@ -211,31 +209,21 @@ impl Application {
         for task in tasks {
             task.abort();
         }
-        sqlite.close().await;
+        database.close().await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Opens the store and keys and assembles the state. Used by the server and the admin commands.
+/// Opens the stores and keys and assembles the state. Used by the server and the admin commands.
 pub async fn build_state(
     settings: Settings,
     clock: Arc<dyn Clock>,
     data_dir: &DataDir,
-) -> anyhow::Result<(AppState, SqliteStore)> {
-    let durability = match settings.sqlite_synchronous {
-        SqliteSync::Full => Durability::PowerLoss,
-        SqliteSync::Normal => Durability::Process,
-    };
-    let store = match settings.database_url.as_deref() {
-        None => SqliteStore::open_with(&data_dir.database()?, durability).await,
-        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url, durability).await,
-        Some(url) => anyhow::bail!(
-            "database_url (TESSERA_DATABASE_URL): the scheme of {:?} is not supported by this build; use sqlite://",
-            url.split(':').next().unwrap_or_default()
-        ),
-    }
-    .context("while opening the database")?;
+) -> anyhow::Result<(AppState, SqlDatabase)> {
+    let database = SqlDatabase::open(&settings, data_dir, false)
+        .await
+        .context("while opening the database")?;
     let now = clock.now();
     let (keys, refresh_keys) = data_dir.load_keys(settings.signing_alg, now)?;
     let params = HashParams {
@@ -265,25 +253,8 @@ pub async fn build_state(
     };
     let jwks = keys.jwks().to_string();
     let keep = rules.ttl + rules.leeway + Duration::from_secs(1);
-    let users: Arc<SqliteStore> = Arc::new(store.clone());
-    let sessions: Arc<dyn SessionStore> = match settings.session_store {
-        SessionStoreKind::Sql => users.clone(),
-        SessionStoreKind::Redis => {
-            let options = RedisOptions {
-                url: settings.redis_url.clone(),
-                prefix: settings.redis_prefix.clone(),
-                timeout: settings.redis_timeout,
-                accept_eviction: settings.redis_accept_eviction,
-                keep,
-                ca_file: settings.redis_ca_file.clone(),
-            };
-            Arc::new(
-                RedisStore::connect(options)
-                    .await
-                    .context("while connecting to redis (redis_url)")?,
-            )
-        }
-    };
+    let users = database.users();
+    let sessions = stores::session_store(&settings, &database, keep).await?;
     let state = AppState::new(Inner {
         settings,
         users,
@@ -313,7 +284,7 @@ pub async fn build_state(
         }
         Err(e) => return Err(e).context("while loading the revocation state"),
     }
-    Ok((state, store))
+    Ok((state, database))
 }
 
 /// Follows the revocation log for revocations made by other processes: at every tick, and at
@@ -338,6 +309,10 @@ async fn tail_revocations(state: AppState) {
             .await
         {
             tracing::warn!(error = %e, "could not read the revocation log; retrying");
+        }
+        // A cache that went down is probed here, so it comes back without waiting for traffic.
+        if state.sessions.degraded().is_some() {
+            let _ = state.sessions.ping().await;
         }
     }
 }

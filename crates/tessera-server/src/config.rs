@@ -45,6 +45,31 @@ pub enum SessionStoreKind {
     Sql,
     /// Redis or Redis Cluster (`redis_url`); users stay in SQL.
     Redis,
+    /// SQL is the source of truth; Redis holds a write-through copy of sessions, read
+    /// cache-aside, and carries the revocation bus. Losing Redis logs nobody out.
+    Tiered,
+}
+
+/// The database named by `database_url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database<'a> {
+    /// No URL: `tessera.db` in the data directory.
+    EmbeddedSqlite,
+    /// A `sqlite:` URL.
+    Sqlite(&'a str),
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(&'a str),
+    /// A `mysql://` URL (MySQL or MariaDB).
+    MySql(&'a str),
+    /// Any other scheme.
+    Unsupported(&'a str),
+}
+
+impl Database<'_> {
+    /// Whether the database is SQLite (embedded or by URL).
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Database::EmbeddedSqlite | Database::Sqlite(_))
+    }
 }
 
 /// Every setting of the service. See `tessera.example.toml` for each key's meaning and default.
@@ -59,7 +84,14 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// SQLite durability: `full` (survives a power cut) or `normal` (survives a process crash).
     pub sqlite_synchronous: SqliteSync,
-    /// Where sessions and revocations live: `sql` or `redis`.
+    /// Connections to PostgreSQL or MySQL.
+    pub database_max_connections: u32,
+    /// Bound on every PostgreSQL / MySQL operation; slower counts as unavailable (503).
+    #[serde(with = "humantime_serde")]
+    pub database_timeout: Duration,
+    /// Apply pending database migrations at start (otherwise `tessera migrate` does).
+    pub auto_migrate: bool,
+    /// Where sessions and revocations live: `sql`, `redis` or `tiered`.
     pub session_store: SessionStoreKind,
     /// Redis URL, or comma-separated cluster node URLs.
     pub redis_url: String,
@@ -135,6 +167,9 @@ impl Default for Settings {
             data_dir: PathBuf::from("./tessera-data"),
             database_url: None,
             sqlite_synchronous: SqliteSync::Full,
+            database_max_connections: 16,
+            database_timeout: Duration::from_secs(3),
+            auto_migrate: true,
             session_store: SessionStoreKind::Sql,
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "tessera:".into(),
@@ -316,6 +351,24 @@ impl Settings {
         if self.redis_timeout.is_zero() || self.redis_timeout > Duration::from_secs(30) {
             return Err(invalid("redis_timeout", "must be between 1ms and 30s"));
         }
+        if self.database_max_connections == 0 {
+            return Err(invalid("database_max_connections", "must be at least 1"));
+        }
+        if self.database_timeout.is_zero() || self.database_timeout > Duration::from_secs(60) {
+            return Err(invalid("database_timeout", "must be between 1ms and 60s"));
+        }
+        if self.session_store == SessionStoreKind::Tiered && self.database().is_sqlite() {
+            return Err(invalid(
+                "session_store",
+                "tiered needs a PostgreSQL or MySQL database_url (the source of truth several instances share)",
+            ));
+        }
+        if let Database::Unsupported(scheme) = self.database() {
+            return Err(invalid(
+                "database_url",
+                format!("unknown scheme {scheme:?}; use sqlite://, postgres:// or mysql://"),
+            ));
+        }
         if self.hash_concurrency == Some(0) {
             return Err(invalid("hash_concurrency", "must be at least 1"));
         }
@@ -326,6 +379,20 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// Which database `database_url` names.
+    pub fn database(&self) -> Database<'_> {
+        let Some(url) = self.database_url.as_deref() else {
+            return Database::EmbeddedSqlite;
+        };
+        let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+        match scheme {
+            "sqlite" => Database::Sqlite(url),
+            "postgres" | "postgresql" => Database::Postgres(url),
+            "mysql" => Database::MySql(url),
+            _ => Database::Unsupported(scheme),
+        }
     }
 
     /// The issuer: the configured one, or `http://<listen>`.

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: layered settings (defaults, `tessera.toml`, `TESSERA_*`, flags).
 //! - [`datadir`]: the data directory, its lock, and the key file.
+//! - [`stores`]: opening the SQL database and the session store the settings name.
 //! - [`app`]: building the state and router, running with graceful shutdown.
 //! - [`state`]: shared state; issuing tokens; authenticating bearer tokens.
 //! - [`flows`]: login, refresh, logout, user actions (what each call does).
@@ -25,6 +26,7 @@ pub mod passwords;
 pub mod revocations;
 pub mod routes;
 pub mod state;
+pub mod stores;
 pub mod telemetry;
 pub mod throttle;
 pub mod users_cache;

@@ -33,6 +33,32 @@ pub struct TestApp {
     task: Option<JoinHandle<Result<(), String>>>,
     /// Whether dropping this app deletes its Redis keys (not when another app shares them).
     pub cleanup_redis: bool,
+    /// The PostgreSQL schema or MySQL database of this app, dropped after it.
+    pub database: Option<Database>,
+}
+
+/// A database server's private space for one test.
+#[derive(Debug)]
+pub enum Database {
+    /// A PostgreSQL schema.
+    Postgres(PgSchema),
+    /// A MySQL/MariaDB database.
+    MySql(MySqlDatabase),
+}
+
+/// Where a test app keeps users and sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite in the data directory.
+    Sqlite,
+    /// SQLite for users, the local Redis for sessions.
+    Redis,
+    /// A PostgreSQL schema of the test's own.
+    Postgres,
+    /// A MySQL/MariaDB database of the test's own.
+    MySql,
+    /// A PostgreSQL schema as the source of truth, the local Redis in front.
+    Tiered,
 }
 
 /// Tokens from a login or refresh.
@@ -96,6 +122,40 @@ pub fn use_redis(settings: &mut Settings) {
 }
 
 pub use tessera_test_servers::delete_redis_prefix;
+use tessera_test_servers::{MySqlDatabase, PgSchema};
+
+/// Starts a Tessera on `backend`, with the test settings changed by `configure`.
+pub async fn spawn_app_on(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    use tessera_server::config::SessionStoreKind;
+    let mut database = None;
+    let mut app = spawn_app_with(|s| {
+        match backend {
+            Backend::Sqlite => {}
+            Backend::Redis => use_redis(s),
+            Backend::Postgres | Backend::Tiered => {
+                let schema = PgSchema::create();
+                s.database_url = Some(schema.url());
+                // Generous: tests share two cores; fault tests set their own.
+                s.database_timeout = Duration::from_secs(10);
+                database = Some(Database::Postgres(schema));
+                if backend == Backend::Tiered {
+                    use_redis(s);
+                    s.session_store = SessionStoreKind::Tiered;
+                }
+            }
+            Backend::MySql => {
+                let db = MySqlDatabase::create();
+                s.database_url = Some(db.url());
+                s.database_timeout = Duration::from_secs(10);
+                database = Some(Database::MySql(db));
+            }
+        }
+        configure(s);
+    })
+    .await;
+    app.database = database;
+    app
+}
 
 /// Starts a Tessera with the test settings, changed by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
@@ -115,6 +175,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         stop: None,
         task: None,
         cleanup_redis: true,
+        database: None,
     };
     app.start().await;
     app
@@ -276,7 +337,7 @@ impl Drop for TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if self.settings.session_store == tessera_server::config::SessionStoreKind::Redis
+        if self.settings.session_store != tessera_server::config::SessionStoreKind::Sql
             && self.cleanup_redis
         {
             delete_redis_prefix(&self.settings.redis_url, &self.settings.redis_prefix);

@@ -14,9 +14,10 @@ use crate::audit::{self, ClientMeta};
 use crate::error::ApiError;
 use crate::state::{AppState, Issued};
 
-/// How often a lost compare-and-set is re-decided before giving up with 503. Each loss means
-/// another request rotated meanwhile; the next decision is a grace retry or reuse.
-const MAX_ATTEMPTS: usize = 3;
+/// How often the session is read and decided on before giving up with 503. A lost
+/// compare-and-set means another request rotated meanwhile (the next decision is a grace retry
+/// or reuse); a cached read whose verdict is not "rotate" is read again from the source.
+const MAX_ATTEMPTS: usize = 4;
 
 /// Why a refresh failed.
 #[derive(Debug)]
@@ -51,9 +52,17 @@ pub async fn refresh(
 ) -> Result<(Issued, Decision), RefreshError> {
     let token = RefreshToken::parse(refresh_token)
         .map_err(|_| refused(Refusal::Invalid, None, None, client))?;
+    // A store that answers reads from a cache (tiered) may hand out a copy that is behind. Such
+    // a copy decides a rotation alone (the compare-and-set in the source of truth confirms it);
+    // every other verdict is taken again on the source's own state.
+    let mut from_source = !state.sessions.caches_sessions();
     for _ in 0..MAX_ATTEMPTS {
         let now = state.now();
-        let session = state.sessions.session(&token.sid).await?;
+        let session = if from_source {
+            state.sessions.session_from_source(&token.sid).await?
+        } else {
+            state.sessions.session(&token.sid).await?
+        };
         let user = match &session {
             Some(s) => {
                 state
@@ -65,6 +74,10 @@ pub async fn refresh(
         };
         // A session whose user is gone is as good as unknown.
         let (Some(session), Some(user)) = (session, user) else {
+            if !from_source {
+                from_source = true;
+                continue;
+            }
             return Err(refused(Refusal::Invalid, None, None, client));
         };
         let decided = state.revocations.with(|set| {
@@ -78,6 +91,10 @@ pub async fn refresh(
                 now,
             )
         });
+        if !from_source && !matches!(decided, Ok(Decision::Rotate)) {
+            from_source = true;
+            continue;
+        }
         let who = (Some(user.id.as_str()), Some(&session.id));
         let decision = match decided {
             Ok(decision) => decision,
@@ -114,7 +131,7 @@ pub async fn refresh(
                     // Unclear outcome (a timeout may hide a write that happened): look. Our own
                     // write is recognised by its generation and rotation time; anything else
                     // stays a 503 that changed nothing.
-                    Err(e) => match state.sessions.session(&session.id).await {
+                    Err(e) => match state.sessions.session_from_source(&session.id).await {
                         Ok(Some(s))
                             if s.generation == next.generation
                                 && s.rotated_at == next.rotated_at

@@ -23,7 +23,8 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// Ready when the revocation log was read within the last few seconds: that proves the store
-/// answers, and that this process knows every revocation. Answered from memory.
+/// answers, and that this process knows every revocation. `degraded` (still 200) when a cache in
+/// front of the store is down. Answered from memory.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let fresh = state.revocations.is_fresh();
     let age = state.revocations.sync_age().map(|a| a.as_millis() as u64);
@@ -32,9 +33,17 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // A cache that is down leaves the service ready (it serves from the source of truth).
+    let degraded = state.sessions.degraded();
+    let label = match (fresh, degraded) {
+        (false, _) => "unavailable",
+        (true, Some(_)) => "degraded",
+        (true, None) => "ready",
+    };
     let body = json!({
-        "status": if fresh { "ready" } else { "unavailable" },
+        "status": label,
         "checks": {
+            "cache": degraded.unwrap_or("ok"),
             "store": if fresh { "ok" } else { "the session store has not answered recently" },
             "keys": format!("{} signing key(s) loaded", state.keys.iter().count()),
             "revocations": { "entries": state.revocations.len(), "last_sync_ms_ago": age },

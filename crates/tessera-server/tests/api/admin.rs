@@ -1,6 +1,6 @@
 //! The admin API: block, unblock, force logout, sessions, users, minting, and its authentication.
 
-use crate::{spawn_app, spawn_app_with};
+use super::{spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tessera_test_support::{json_body, ADMIN_KEY, PASSWORD};

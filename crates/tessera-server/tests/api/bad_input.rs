@@ -1,6 +1,6 @@
 //! Bad input gets a clear 4xx JSON error: never a 500, a panic or a hang.
 
-use crate::spawn_app;
+use super::spawn_app;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::json;

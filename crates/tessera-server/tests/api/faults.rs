@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::spawn_app;
+use super::spawn_app;
 use reqwest::StatusCode;
 use sqlx::{Connection as _, Executor as _, SqliteConnection};
 use tessera_test_support::json_body;

@@ -1,6 +1,6 @@
 //! The flows of the README walk-through, end to end.
 
-use crate::{spawn_app, spawn_app_with};
+use super::{spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tessera_test_support::{claims_of, json_body, PASSWORD};

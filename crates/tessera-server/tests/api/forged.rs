@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{spawn_app, spawn_app_with};
+use super::{spawn_app, spawn_app_with};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};

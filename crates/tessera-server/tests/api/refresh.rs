@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{spawn_app, spawn_app_with};
+use super::{spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::json;
 use tessera_test_support::{json_body, TestApp};

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::spawn_app;
+use super::spawn_app;
 use reqwest::StatusCode;
 use tessera_core::SystemClock;
 use tessera_server::datadir::{Access, DataDir};
 use tessera_server::flows::users;
 use tessera_server::state::AppState;
+use tessera_server::stores::SqlDatabase;
 use tessera_server::Application;
-use tessera_store::sqlite::SqliteStore;
 use tessera_test_support::TestApp;
 
 #[tokio::test]
@@ -60,7 +60,7 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
 }
 
 /// The state an admin command (`tessera user …`) builds beside the running server.
-async fn another_process(app: &TestApp) -> (AppState, SqliteStore) {
+async fn another_process(app: &TestApp) -> (AppState, SqlDatabase) {
     let dir = DataDir::open(&app.data_dir(), Access::Shared).expect("shared");
     tessera_server::build_state(app.settings.clone(), Arc::new(SystemClock), &dir)
         .await
