@@ -23,3 +23,30 @@ async fn fresh() -> (PgStore, PgSchema) {
 
 tessera_store::conformance_tests!(fresh());
 tessera_store::sql_conformance_tests!(fresh());
+
+/// The bus: an append on one instance raises the signal of another on the same database.
+#[tokio::test]
+async fn an_append_notifies_other_instances() {
+    use tessera_core::ids::TokenId;
+    use tessera_core::revocation::RevocationEntry;
+    use tessera_core::Timestamp;
+    use tessera_store::SessionStore as _;
+
+    let (a, schema) = fresh().await;
+    let b = PgStore::connect(&options(schema.url())).await.expect("b");
+    let signal = b.revocation_signal().expect("postgres has a bus");
+    // The listener raises the signal once it listens: wait for that first.
+    tokio::time::timeout(std::time::Duration::from_secs(10), signal.notified())
+        .await
+        .expect("B listens");
+    let entry = RevocationEntry::DeniedToken {
+        jti: TokenId::random(),
+        until: Timestamp::from_secs(4_000_000_000),
+    };
+    a.record(&[entry], Timestamp::from_secs(1_800_000_000))
+        .await
+        .expect("record");
+    tokio::time::timeout(std::time::Duration::from_secs(10), signal.notified())
+        .await
+        .expect("B is told at once, not at its next poll");
+}

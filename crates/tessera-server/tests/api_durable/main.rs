@@ -23,6 +23,7 @@ macro_rules! spawn_on {
 }
 
 mod cache_loss;
+mod instances;
 mod mysql;
 mod postgres;
 mod sql_faults;

@@ -34,6 +34,8 @@ const SESSION_COLUMNS: &str = "id, user_id, nonce, key_id, generation, created_a
 pub struct SqlStore {
     pool: Pool<Db>,
     timeout: Duration,
+    /// Raised when another instance appended to the revocation log (PostgreSQL only).
+    signal: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl SqlStore {
@@ -49,6 +51,7 @@ impl SqlStore {
             .acquire_timeout(options.timeout)
             .connect_lazy_with(connect);
         let store = Self {
+            signal: bus(&pool),
             pool,
             timeout: options.timeout,
         };
@@ -531,6 +534,10 @@ impl SessionStore for SqlStore {
             .await
             .map(drop)
     }
+
+    fn revocation_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        self.signal.clone()
+    }
 }
 
 /// Revokes one live session inside `tx`. `None` if it was not live. The entry is appended to
@@ -593,6 +600,9 @@ async fn append_log(
         .bind(seq)
         .execute(&mut **tx)
         .await?;
+    if let Some(announce) = ANNOUNCE {
+        sqlx::query(announce).execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

@@ -18,6 +18,9 @@
 //!   is still failing, and every connection problem, is [`StoreError::Unavailable`] (503).
 //! - **Every operation is bounded** by the configured timeout: a database that hangs answers
 //!   503 rather than holding the request.
+//! - **The bus**: on PostgreSQL every append to the log also sends `pg_notify`, delivered at
+//!   commit to every instance's `LISTEN` connection, so other instances read the log at once.
+//!   MySQL has no such channel; instances poll the log (every 250 ms).
 //! - **Expiry** is the product's job: queries filter on `expires_at`, and
 //!   [`SessionStore::purge`](crate::SessionStore::purge) deletes expired rows in small batches.
 
@@ -171,6 +174,67 @@ fn timed_out() -> StoreError {
     StoreError::Unavailable("the database did not answer in time".into())
 }
 
+#[cfg(feature = "postgres")]
+mod listen {
+    //! The PostgreSQL revocation bus: `LISTEN` on one connection, reconnecting forever.
+
+    use std::sync::{Arc, Weak};
+    use std::time::Duration;
+
+    use sqlx::postgres::PgListener;
+    use tokio::sync::Notify;
+
+    /// Starts listening on `channel`; the returned signal is raised on every notification for
+    /// this schema, and after every (re)connection (whatever was missed meanwhile is in the
+    /// log). The task ends when the pool closes or every holder of the signal is gone.
+    pub(super) fn spawn(pool: sqlx::PgPool, channel: &'static str) -> Option<Arc<Notify>> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let signal = Arc::new(Notify::new());
+        let weak = Arc::downgrade(&signal);
+        handle.spawn(async move {
+            loop {
+                match follow(&pool, channel, &weak).await {
+                    Ok(()) | Err(sqlx::Error::PoolClosed) => return,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "revocation channel lost; listening again")
+                    }
+                }
+                if pool.is_closed() || weak.strong_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Some(signal)
+    }
+
+    /// Raises the signal; `false` once nobody holds it.
+    fn raise(weak: &Weak<Notify>) -> bool {
+        weak.upgrade().map(|s| s.notify_one()).is_some()
+    }
+
+    async fn follow(
+        pool: &sqlx::PgPool,
+        channel: &str,
+        weak: &Weak<Notify>,
+    ) -> Result<(), sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        let schema: String = sqlx::query_scalar("select current_schema()")
+            .fetch_one(&mut listener)
+            .await?;
+        listener.listen(channel).await?;
+        if !raise(weak) {
+            return Ok(());
+        }
+        loop {
+            let notification = listener.recv().await?;
+            if notification.payload() == schema && !raise(weak) {
+                return Ok(());
+            }
+        }
+    }
+}
+
 #[cfg(feature = "mysql")]
 pub mod mysql {
     //! MySQL and MariaDB (InnoDB), through the shared SQL body.
@@ -179,6 +243,12 @@ pub mod mysql {
     type Db = sqlx::MySql;
     const DIALECT: Dialect = Dialect::MySql;
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+    /// MySQL has no notification channel: other instances poll the log.
+    const ANNOUNCE: Option<&str> = None;
+
+    fn bus(_: &sqlx::Pool<Db>) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 
     /// The MySQL/MariaDB backend: users, sessions and revocations.
     pub type MySqlStore = SqlStore;
@@ -194,6 +264,15 @@ pub mod postgres {
     type Db = sqlx::Postgres;
     const DIALECT: Dialect = Dialect::Postgres;
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+    /// Every transaction that appends to the log also notifies; PostgreSQL delivers it at
+    /// commit, to every connection listening in the database. The payload names the schema,
+    /// so deployments in other schemas of one database ignore it.
+    const ANNOUNCE: Option<&str> =
+        Some("select pg_notify('tessera_revocations', current_schema())");
+
+    fn bus(pool: &sqlx::Pool<Db>) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        super::listen::spawn(pool.clone(), "tessera_revocations")
+    }
 
     /// The PostgreSQL backend: users, sessions and revocations.
     pub type PgStore = SqlStore;

@@ -1,0 +1,73 @@
+//! Two Tessera instances on one PostgreSQL (sharing the schema and the keys, as a deployment
+//! does): a revocation made on one is refused by the other at once, carried by LISTEN/NOTIFY.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use tessera_test_support::{spawn_app_on, Backend, TestApp};
+
+async fn pair() -> (TestApp, TestApp) {
+    let a = spawn_app_on(Backend::Postgres, |_| {}).await;
+    let b_dir = a.temp_dir().join("b-data");
+    std::fs::create_dir_all(&b_dir).expect("dir");
+    std::fs::set_permissions(&b_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::copy(a.data_dir().join("keys.json"), b_dir.join("keys.json")).expect("keys");
+    let url = a.settings.database_url.clone();
+    let b = tessera_test_support::spawn_app_with(|s| {
+        s.data_dir = b_dir;
+        s.database_url = url;
+    })
+    .await;
+    (a, b)
+}
+
+/// How long until `app` refuses `token`, polled every 5 ms, up to `limit`.
+async fn refused_within(app: &TestApp, token: &str, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if app.verify(token).await == StatusCode::UNAUTHORIZED {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_or_block_on_one_instance_is_refused_by_the_other() {
+    let (a, b) = pair().await;
+    let t = a.user("alice").await;
+    assert_eq!(
+        b.verify(&t.access).await,
+        StatusCode::OK,
+        "B verifies A's tokens"
+    );
+    assert_eq!(
+        a.logout(&t.access, "session").await.status(),
+        StatusCode::OK
+    );
+    assert!(
+        refused_within(&b, &t.access, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "B learns the logout"
+    );
+    assert_eq!(
+        b.refresh_raw(&t.refresh).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    let t = a.login("alice").await;
+    let blocked = b
+        .admin(Method::POST, "/v1/admin/users/alice/block", None)
+        .await;
+    assert_eq!(blocked.status(), StatusCode::OK);
+    assert!(refused_within(&a, &t.access, Duration::from_secs(5))
+        .await
+        .is_some());
+    assert_eq!(
+        a.refresh_raw(&t.refresh).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
