@@ -1,5 +1,5 @@
-//! Crash safety on PostgreSQL: `tessera serve` is killed with SIGKILL again and again while
-//! clients refresh and log out. After every restart, each client's newest acknowledged refresh
+//! Crash safety on PostgreSQL: `tessera serve` (the process, not the database) is killed with
+//! SIGKILL again and again while clients refresh and log out. After every restart, each client's newest acknowledged refresh
 //! token still works, the store holds the rotation the client was told about (or the one
 //! after it, still unanswered when the process died), and every acknowledged logout holds.
 

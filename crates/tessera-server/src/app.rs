@@ -310,10 +310,6 @@ async fn tail_revocations(state: AppState) {
         {
             tracing::warn!(error = %e, "could not read the revocation log; retrying");
         }
-        // A cache that went down is probed here, so it comes back without waiting for traffic.
-        if state.sessions.degraded().is_some() {
-            let _ = state.sessions.ping().await;
-        }
     }
 }
 

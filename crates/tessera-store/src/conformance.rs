@@ -602,6 +602,8 @@ pub async fn purge_deletes_expired_rows(store: impl TestStore) {
         )
         .await
         .expect("record");
+    let cursor = store.revocations_since(0, t(0)).await.expect("read").cursor;
+    assert!(cursor > 0, "the log has its entry");
     let mut purged = 0;
     while let n @ 1.. = store
         .purge(t(100).plus(KEEP), KEEP, 1)
@@ -612,8 +614,8 @@ pub async fn purge_deletes_expired_rows(store: impl TestStore) {
     }
     assert_eq!(purged, 2, "the session and the entry, one row per batch");
     assert_eq!(store.session(&old.id).await.expect("read"), None);
-    // The cursor stays valid after the log emptied: new entries still come after it.
-    let cursor = store.revocations_since(0, t(0)).await.expect("read").cursor;
+    // The cursor taken before the log emptied stays valid: new entries come after it, and
+    // sequence numbers are never reused.
     let entry = RevocationEntry::DeniedToken {
         jti: TokenId::random(),
         until: t(5000),

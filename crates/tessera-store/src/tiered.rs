@@ -14,7 +14,8 @@
 //!   cursor), then tombstones in Redis; a refill never overwrites a tombstone.
 //! - **Redis down**: after a failed Redis call the cache is skipped for [`COOL_DOWN`] and every
 //!   operation is served from SQL alone, so a dead Redis costs one timeout at most per
-//!   cool-down, not one per request; [`SessionStore::degraded`] says so. When Redis answers
+//!   cool-down, not one per request; [`SessionStore::degraded`] says so. A background task
+//!   probes Redis once per cool-down meanwhile (never on a request's path); when Redis answers
 //!   again it is used again, and copies written before are caught up by the rules above.
 //! - **Redis flushed or restarted empty**: every read is a miss and refills from SQL; nobody is
 //!   logged out and nothing revoked comes back.
@@ -39,22 +40,56 @@ pub const COOL_DOWN: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct TieredStore {
     sql: Arc<dyn SessionStore>,
-    cache: SessionCache,
+    cache: Arc<SessionCache>,
     /// How long revoked entries and tombstones are kept (one access-token lifetime and leeway).
     keep: Duration,
-    /// Until when the cache is skipped (after a Redis failure).
-    skip_until: Mutex<Option<Instant>>,
+    /// Until when the cache is skipped (after a Redis failure); `None`: the cache is healthy.
+    skip_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl TieredStore {
-    /// Puts `cache` in front of `sql`.
+    /// Puts `cache` in front of `sql`, and starts the probe of a cache that went down.
     pub fn new(sql: Arc<dyn SessionStore>, cache: SessionCache, keep: Duration) -> Self {
-        Self {
+        let store = Self {
             sql,
-            cache,
+            cache: Arc::new(cache),
             keep,
-            skip_until: Mutex::new(None),
-        }
+            skip_until: Arc::new(Mutex::new(None)),
+        };
+        store.spawn_probe();
+        store
+    }
+
+    /// Once per cool-down while the cache is down, asks Redis whether it is back. Ends when
+    /// the store is dropped.
+    fn spawn_probe(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (cache, skip) = (Arc::downgrade(&self.cache), Arc::clone(&self.skip_until));
+        handle.spawn(async move {
+            loop {
+                tokio::time::sleep(COOL_DOWN).await;
+                let Some(cache) = cache.upgrade() else {
+                    return;
+                };
+                let due = skip
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some_and(|until| Instant::now() >= until);
+                if due {
+                    let answer = cache.ping().await;
+                    let mut skip = skip.lock().unwrap_or_else(PoisonError::into_inner);
+                    *skip = match answer {
+                        Ok(()) => {
+                            tracing::info!("redis cache reachable again");
+                            None
+                        }
+                        Err(_) => Some(Instant::now() + COOL_DOWN),
+                    };
+                }
+            }
+        });
     }
 
     /// Whether to try the cache: yes, unless it failed less than [`COOL_DOWN`] ago.
@@ -217,12 +252,7 @@ impl SessionStore for TieredStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        // Readiness is SQL's. Probing Redis too (at most once per cool-down while it is down)
-        // lets the cache come back without traffic.
-        if self.cache_usable() {
-            let probe = self.cache.ping().await;
-            self.cache_result("ping", probe);
-        }
+        // Readiness is SQL's; the cache is probed in the background.
         self.sql.ping().await
     }
 

@@ -73,7 +73,9 @@ async fn identify(
             })
         });
     let from_refresh = match refresh.map(RefreshToken::parse) {
-        Some(Ok(token)) => match state.sessions.session(&token.sid).await? {
+        // From the source of truth: a cached copy that is behind would take an old, rotated
+        // token for a live credential of the account-wide scopes.
+        Some(Ok(token)) => match state.sessions.session_from_source(&token.sid).await? {
             Some(session) => {
                 let authentic = state
                     .refresh_keys

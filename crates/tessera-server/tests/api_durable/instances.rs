@@ -1,5 +1,7 @@
 //! Two Tessera instances on one PostgreSQL (sharing the schema and the keys, as a deployment
-//! does): a revocation made on one is refused by the other at once, carried by LISTEN/NOTIFY.
+//! does): a revocation made on one is refused by the other. LISTEN/NOTIFY carries it at once
+//! (the store test `an_append_notifies_other_instances` shows the bus alone; here the 250 ms
+//! poll would also pass, so this test is about the whole path, not its speed).
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};

@@ -28,3 +28,4 @@ mod mysql;
 mod postgres;
 mod sql_faults;
 mod tiered;
+mod tiered_stale;

@@ -34,8 +34,11 @@ const SESSION_COLUMNS: &str = "id, user_id, nonce, key_id, generation, created_a
 pub struct SqlStore {
     pool: Pool<Db>,
     timeout: Duration,
-    /// Raised when another instance appended to the revocation log (PostgreSQL only).
-    signal: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// How to connect (the bus listens on a connection of its own).
+    connect: <<Db as sqlx::Database>::Connection as sqlx::Connection>::Options,
+    /// Raised when another instance appended to the revocation log (PostgreSQL only); the
+    /// listener starts with the first caller.
+    signal: std::sync::Arc<std::sync::OnceLock<Option<std::sync::Arc<tokio::sync::Notify>>>>,
 }
 
 impl SqlStore {
@@ -46,14 +49,25 @@ impl SqlStore {
             &options.url,
         )
         .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        // The server gives up on a lock wait about when the client does, so a transaction the
+        // client abandoned (its timeout) does not keep its row locks.
+        let setup = session_setup(options.timeout);
         let pool = PoolOptions::<Db>::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.timeout)
-            .connect_lazy_with(connect);
+            .after_connect(move |conn, _| {
+                let setup = setup.clone();
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, setup.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(connect.clone());
         let store = Self {
-            signal: bus(&pool),
             pool,
             timeout: options.timeout,
+            connect,
+            signal: std::sync::Arc::new(std::sync::OnceLock::new()),
         };
         match options.migrations {
             OnConnect::Migrate => {
@@ -187,10 +201,13 @@ impl SqlStore {
         .fetch_all(&mut *tx)
         .await?;
         let new_id = session.id.to_string();
-        let excess = live
+        let mut excess: Vec<&String> = live
             .iter()
             .filter(|id| **id != new_id)
-            .skip(max_live.max(1) as usize - 1);
+            .skip(max_live.max(1) as usize - 1)
+            .collect();
+        // Rows are locked in id order in every transaction, so two never wait on each other.
+        excess.sort();
         let mut entries = Vec::new();
         for id in excess {
             let sid = parse_sid(id)?;
@@ -536,7 +553,7 @@ impl SessionStore for SqlStore {
     }
 
     fn revocation_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        self.signal.clone()
+        self.signal.get_or_init(|| bus(&self.connect)).clone()
     }
 }
 

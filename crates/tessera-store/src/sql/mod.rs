@@ -17,9 +17,12 @@
 //! - **Deadlocks and serialisation failures** are retried a few times inside the store; what
 //!   is still failing, and every connection problem, is [`StoreError::Unavailable`] (503).
 //! - **Every operation is bounded** by the configured timeout: a database that hangs answers
-//!   503 rather than holding the request.
+//!   503 rather than holding the request. The server side gives up on lock waits after the same
+//!   time (`lock_timeout`, `innodb_lock_wait_timeout`), so an abandoned transaction does not
+//!   keep its locks.
 //! - **The bus**: on PostgreSQL every append to the log also sends `pg_notify`, delivered at
-//!   commit to every instance's `LISTEN` connection, so other instances read the log at once.
+//!   commit to every instance's `LISTEN` connection (one of its own, outside the pool, opened
+//!   when the server first asks for the signal), so other instances read the log at once.
 //!   MySQL has no such channel; instances poll the log (every 250 ms).
 //! - **Expiry** is the product's job: queries filter on `expires_at`, and
 //!   [`SessionStore::purge`](crate::SessionStore::purge) deletes expired rows in small batches.
@@ -31,7 +34,7 @@ use crate::StoreError;
 /// How to reach a SQL database.
 #[derive(Debug, Clone)]
 pub struct SqlOptions {
-    /// `postgres://…` or `mysql://…` (also `postgresql://`, `mariadb://`).
+    /// `postgres://…` (or `postgresql://…`) or `mysql://…` (MySQL and MariaDB).
     pub url: String,
     /// Connections in the pool.
     pub max_connections: u32,
@@ -116,16 +119,23 @@ pub(crate) fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
         || state == "40001" // serialisation failure, MySQL deadlock
         || state == "40P01" // deadlock (PostgreSQL)
         || state == "25006" // read-only transaction (PostgreSQL standby)
-        || state == "55P03"; // lock not available (PostgreSQL)
+        || state == "55P03" // lock not available (PostgreSQL)
+        || state == "57014"; // statement timeout or cancelled (PostgreSQL)
     class_transient || mysql_transient_number(db)
 }
 
-/// MySQL/MariaDB error numbers that mean "not now": lock wait timeout (1205), deadlock (1213),
-/// too many connections (1040), read-only server (1290, 1836), server shutting down (1053).
+/// MySQL/MariaDB error numbers that mean "not now": too many connections (1040), server
+/// shutting down (1053, 1927), lock wait timeout (1205), deadlock (1213), read-only server
+/// (1290, 1836), query interrupted or over its time (1317, 1969, 3024).
 #[cfg(feature = "mysql")]
 fn mysql_transient_number(db: &dyn sqlx::error::DatabaseError) -> bool {
     db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-        .is_some_and(|e| matches!(e.number(), 1040 | 1053 | 1205 | 1213 | 1290 | 1836))
+        .is_some_and(|e| {
+            matches!(
+                e.number(),
+                1040 | 1053 | 1205 | 1213 | 1290 | 1317 | 1836 | 1927 | 1969 | 3024
+            )
+        })
 }
 
 #[cfg(not(feature = "mysql"))]
@@ -181,25 +191,27 @@ mod listen {
     use std::sync::{Arc, Weak};
     use std::time::Duration;
 
-    use sqlx::postgres::PgListener;
+    use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
     use tokio::sync::Notify;
 
-    /// Starts listening on `channel`; the returned signal is raised on every notification for
-    /// this schema, and after every (re)connection (whatever was missed meanwhile is in the
-    /// log). The task ends when the pool closes or every holder of the signal is gone.
-    pub(super) fn spawn(pool: sqlx::PgPool, channel: &'static str) -> Option<Arc<Notify>> {
+    /// Starts listening on `channel`, on a connection of its own (outside the store's pool);
+    /// the returned signal is raised on every notification for this schema, and after every
+    /// (re)connection (whatever was missed meanwhile is in the log). The task ends when every
+    /// holder of the signal is gone.
+    pub(super) fn spawn(options: PgConnectOptions, channel: &'static str) -> Option<Arc<Notify>> {
         let handle = tokio::runtime::Handle::try_current().ok()?;
         let signal = Arc::new(Notify::new());
         let weak = Arc::downgrade(&signal);
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
         handle.spawn(async move {
             loop {
-                match follow(&pool, channel, &weak).await {
-                    Ok(()) | Err(sqlx::Error::PoolClosed) => return,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "revocation channel lost; listening again")
-                    }
+                if let Err(e) = follow(&pool, channel, &weak).await {
+                    tracing::debug!(error = %e, "revocation channel lost; listening again");
                 }
-                if pool.is_closed() || weak.strong_count() == 0 {
+                if weak.strong_count() == 0 {
+                    pool.close().await;
                     return;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -227,8 +239,13 @@ mod listen {
             return Ok(());
         }
         loop {
-            let notification = listener.recv().await?;
-            if notification.payload() == schema && !raise(weak) {
+            // `None`: the connection was lost and is made again at the next call; entries
+            // appended meanwhile are read from the log.
+            let wake = match listener.try_recv().await? {
+                Some(notification) => notification.payload() == schema,
+                None => true,
+            };
+            if wake && !raise(weak) {
                 return Ok(());
             }
         }
@@ -246,8 +263,14 @@ pub mod mysql {
     /// MySQL has no notification channel: other instances poll the log.
     const ANNOUNCE: Option<&str> = None;
 
-    fn bus(_: &sqlx::Pool<Db>) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+    fn bus(_: &sqlx::mysql::MySqlConnectOptions) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
+    }
+
+    /// Lock waits end after `timeout` (whole seconds, at least 1).
+    fn session_setup(timeout: Duration) -> String {
+        let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
+        format!("set session innodb_lock_wait_timeout = {secs}")
     }
 
     /// The MySQL/MariaDB backend: users, sessions and revocations.
@@ -270,8 +293,19 @@ pub mod postgres {
     const ANNOUNCE: Option<&str> =
         Some("select pg_notify('tessera_revocations', current_schema())");
 
-    fn bus(pool: &sqlx::Pool<Db>) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        super::listen::spawn(pool.clone(), "tessera_revocations")
+    fn bus(
+        options: &sqlx::postgres::PgConnectOptions,
+    ) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        super::listen::spawn(options.clone(), "tessera_revocations")
+    }
+
+    /// Lock waits end after `timeout`; a statement is cancelled after twice that.
+    fn session_setup(timeout: Duration) -> String {
+        let ms = timeout.as_millis().max(1);
+        format!(
+            "set lock_timeout = {ms}; set statement_timeout = {}",
+            ms.saturating_mul(2)
+        )
     }
 
     /// The PostgreSQL backend: users, sessions and revocations.
