@@ -4,7 +4,7 @@
 # run RUNS times; the ceilings (empty route of the same server, the raw store primitive) are
 # measured in the same run. Loopback only; every loop is bounded in time.
 #
-#   scripts/bench.sh            # RUNS=3 DURATION=5s
+#   scripts/bench.sh            # RUNS=3 DURATION=5s MODES="empty verify verify-fresh refresh logout login"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -59,7 +59,7 @@ print(f"{m}\t{sorted(ops)[len(ops)//2]:.0f}\t{min(ops):.0f}-{max(ops):.0f}\t{sor
 for store in sql redis; do
   start_server "$store"
   echo "## store: $store   (mode, median ops/s, range, p50 ms, p99 ms, non-2xx)"
-  for mode in empty verify verify-fresh refresh logout login; do run "$mode"; done
+  for mode in ${MODES:-empty verify verify-fresh refresh logout login}; do run "$mode"; done
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
   if [ "$store" = redis ]; then
     key=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'tessera:s:*' | head -n 1 || true)

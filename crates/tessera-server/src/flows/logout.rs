@@ -155,8 +155,14 @@ pub async fn logout(
                 )
                 .await?;
             state.revocations.apply(&entries);
-            if let Some(claims) = &id.access {
-                state.deny(claims).await?;
+            // The revoked-session entry kills every access token of the session, this one
+            // included, for as long as any can live: a denial of its `jti` would be a second
+            // write (a second commit) saying the same. Only when nothing was revoked now (the
+            // session was already gone) is the token denied by itself.
+            if entries.is_empty() {
+                if let Some(claims) = &id.access {
+                    state.deny(claims).await?;
+                }
             }
             audit::event(
                 "logout",
