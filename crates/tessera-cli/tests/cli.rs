@@ -182,7 +182,57 @@ fn help_lists_the_commands() {
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
-    for command in ["serve", "user", "config"] {
+    for command in ["serve", "migrate", "user", "config"] {
         assert!(text.contains(command), "{text}");
     }
+}
+
+#[test]
+fn migrations_run_at_start_or_by_tessera_migrate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let schema = tessera_test_servers::PgSchema::create();
+    let run = |args: &[&str], auto: &str| {
+        tessera(dir.path())
+            .env("TESSERA_DATABASE_URL", schema.url())
+            .env("TESSERA_AUTO_MIGRATE", auto)
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    // With auto_migrate off, a schema that is behind stops the start and says what to run.
+    let refused = run(&["user", "list"], "false");
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("tessera migrate"), "{err}");
+
+    let first = run(&["migrate"], "false");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied migration(s) [1]"));
+    let again = run(&["migrate"], "false");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+
+    let listed = run(&["user", "list"], "false");
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+
+    // With auto_migrate on (the default), a fresh schema is migrated at start.
+    let fresh = tessera_test_servers::PgSchema::create();
+    let out = tessera(dir.path())
+        .env("TESSERA_DATABASE_URL", fresh.url())
+        .args(["user", "list"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fresh.psql("select count(*) from users").as_deref(), Ok("0"));
 }

@@ -500,6 +500,40 @@ mod tests {
     }
 
     #[test]
+    fn the_database_url_names_the_backend() {
+        let mut s = Settings::default();
+        assert_eq!(s.database(), Database::EmbeddedSqlite);
+        for (url, is) in [
+            ("postgres://h/db", Database::Postgres("postgres://h/db")),
+            ("postgresql://h/db", Database::Postgres("postgresql://h/db")),
+            ("mysql://h/db", Database::MySql("mysql://h/db")),
+            ("sqlite:///tmp/t.db", Database::Sqlite("sqlite:///tmp/t.db")),
+            ("oracle://h/db", Database::Unsupported("oracle")),
+        ] {
+            s.database_url = Some(url.into());
+            assert_eq!(s.database(), is, "{url}");
+        }
+        Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_DATABASE_URL", "oracle://h/db");
+            let err = Settings::load(None, Figment::new())
+                .expect_err("unknown scheme")
+                .to_string();
+            assert!(err.contains("TESSERA_DATABASE_URL"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_SESSION_STORE", "tiered");
+            let err = Settings::load(None, Figment::new())
+                .expect_err("tiered on the embedded SQLite")
+                .to_string();
+            assert!(err.contains("TESSERA_SESSION_STORE"), "{err}");
+            jail.set_env("TESSERA_DATABASE_URL", "postgres://h/db");
+            Settings::load(None, Figment::new()).expect("tiered on PostgreSQL");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn typos_in_env_var_names_are_reported() {
         Jail::expect_with(|jail| {
             jail.set_env("TESSERA_ACESS_TTL", "5m");
