@@ -41,20 +41,9 @@ start_server() { # store
   echo "server did not start"; cat "$dir/log"; exit 1
 }
 
-run() { # mode
-  local out=()
-  for _ in $(seq 1 "$RUNS"); do
-    out+=("$(taskset -c 1 "$BENCH" --url http://127.0.0.1:18181 --mode "$1" --concurrency "$CONC" \
-      --duration "$DURATION" --warmup 1s --json)")
-  done
-  printf '%s\n' "${out[@]}" | python3 -c '
-import json, sys
-rows = [json.loads(l) for l in sys.stdin if l.strip()]
-ops = [r["ops_per_sec"] for r in rows]; p99 = [r["p99_ms"] for r in rows]; p50 = [r["p50_ms"] for r in rows]
-bad = sum(n for r in rows for s, n in r["statuses"].items() if not s.startswith("2")) + sum(r["transport_errors"] for r in rows)
-m = rows[0]["mode"]
-print(f"{m}\t{sorted(ops)[len(ops)//2]:.0f}\t{min(ops):.0f}-{max(ops):.0f}\t{sorted(p50)[len(p50)//2]:.2f}\t{sorted(p99)[len(p99)//2]:.2f}\t{bad}")'
-}
+SERVER_URL=http://127.0.0.1:18181
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
 
 for store in sql redis; do
   start_server "$store"

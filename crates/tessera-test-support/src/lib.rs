@@ -221,6 +221,22 @@ impl TestApp {
         self.start().await;
     }
 
+    /// A second instance beside this one with the same keys (copied into a data directory of
+    /// its own, as a deployment of several instances shares them), its settings changed by
+    /// `configure` (point it at the same stores there).
+    pub async fn second_instance(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = self.temp_dir().join("second-data");
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        std::fs::copy(self.data_dir().join("keys.json"), dir.join("keys.json")).expect("keys");
+        spawn_app_with(|s| {
+            s.data_dir = dir;
+            configure(s);
+        })
+        .await
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> std::path::PathBuf {
         self.settings.data_dir.clone()

@@ -3,7 +3,6 @@
 //! (the store test `an_append_notifies_other_instances` shows the bus alone; here the 250 ms
 //! poll would also pass, so this test is about the whole path, not its speed).
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -11,16 +10,8 @@ use tessera_test_support::{spawn_app_on, Backend, TestApp};
 
 async fn pair() -> (TestApp, TestApp) {
     let a = spawn_app_on(Backend::Postgres, |_| {}).await;
-    let b_dir = a.temp_dir().join("b-data");
-    std::fs::create_dir_all(&b_dir).expect("dir");
-    std::fs::set_permissions(&b_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    std::fs::copy(a.data_dir().join("keys.json"), b_dir.join("keys.json")).expect("keys");
     let url = a.settings.database_url.clone();
-    let b = tessera_test_support::spawn_app_with(|s| {
-        s.data_dir = b_dir;
-        s.database_url = url;
-    })
-    .await;
+    let b = a.second_instance(|s| s.database_url = url).await;
     (a, b)
 }
 

@@ -3,7 +3,6 @@
 //! made on B leave A's copy behind. A may decide a rotation on its copy (SQL's compare-and-set
 //! confirms it), but every other verdict must come from SQL.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -11,18 +10,14 @@ use tessera_test_support::{json_body, spawn_app_on, Backend, TestApp};
 
 async fn pair() -> (TestApp, TestApp) {
     let a = spawn_app_on(Backend::Tiered, |_| {}).await;
-    let b_dir = a.temp_dir().join("b-data");
-    std::fs::create_dir_all(&b_dir).expect("dir");
-    std::fs::set_permissions(&b_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    std::fs::copy(a.data_dir().join("keys.json"), b_dir.join("keys.json")).expect("keys");
     let url = a.settings.database_url.clone();
-    let b = tessera_test_support::spawn_app_with(|s| {
-        tessera_test_support::use_redis(s); // a prefix of its own: a cache A cannot see
-        s.session_store = tessera_server::config::SessionStoreKind::Tiered;
-        s.data_dir = b_dir;
-        s.database_url = url;
-    })
-    .await;
+    let b = a
+        .second_instance(|s| {
+            tessera_test_support::use_redis(s); // a prefix of its own: a cache A cannot see
+            s.session_store = tessera_server::config::SessionStoreKind::Tiered;
+            s.database_url = url;
+        })
+        .await;
     (a, b)
 }
 

@@ -2,7 +2,6 @@
 //! Redis channel), and a refresh race split over both has exactly one winner. The instances share
 //! the users database and the keys, as a multi-instance deployment does.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -11,18 +10,15 @@ use tessera_test_support::TestApp;
 
 async fn pair() -> (TestApp, TestApp) {
     let a = crate::spawn_app().await;
-    let b_dir = a.temp_dir().join("b-data");
-    std::fs::create_dir_all(&b_dir).expect("dir");
-    std::fs::set_permissions(&b_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    std::fs::copy(a.data_dir().join("keys.json"), b_dir.join("keys.json")).expect("keys");
     let users = format!("sqlite://{}", a.data_dir().join("tessera.db").display());
     let prefix = a.settings.redis_prefix.clone();
-    let mut b = crate::spawn_app_with(|s| {
-        s.data_dir = b_dir;
-        s.database_url = Some(users);
-        s.redis_prefix = prefix;
-    })
-    .await;
+    let mut b = a
+        .second_instance(|s| {
+            tessera_test_support::use_redis(s);
+            s.database_url = Some(users);
+            s.redis_prefix = prefix;
+        })
+        .await;
     b.cleanup_redis = false; // A owns the keys
     (a, b)
 }
