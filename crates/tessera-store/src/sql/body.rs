@@ -476,18 +476,37 @@ impl SessionStore for SqlStore {
         cursor: u64,
         now: Timestamp,
     ) -> Result<RevocationBatch, StoreError> {
-        let from = i64::try_from(cursor).unwrap_or(i64::MAX);
-        let rows = self
-            .timed(
-                sqlx::query(sql!(
-                    "select seq, kind, subject, at, until from revocations
-                     where seq > ? order by seq limit ?"
-                ))
-                .bind(from)
-                .bind(LOG_PAGE)
-                .fetch_all(&self.pool),
-            )
-            .await?;
+        let mut cursor = cursor;
+        let rows = loop {
+            let from = i64::try_from(cursor).unwrap_or(i64::MAX);
+            let rows = self
+                .timed(
+                    sqlx::query(sql!(
+                        "select seq, kind, subject, at, until from revocations
+                         where seq > ? order by seq limit ?"
+                    ))
+                    .bind(from)
+                    .bind(LOG_PAGE)
+                    .fetch_all(&self.pool),
+                )
+                .await?;
+            if !rows.is_empty() || cursor == 0 {
+                break rows;
+            }
+            // Nothing new: make sure the log did not go back below the cursor (a database
+            // restored from a backup), which would hide every entry written since.
+            let head: i64 = self
+                .timed(
+                    sqlx::query_scalar(sql!("select seq from revocation_head where id = 1"))
+                        .fetch_one(&self.pool),
+                )
+                .await?;
+            if head >= from {
+                break rows;
+            }
+            tracing::warn!(cursor, head, "the revocation log went back; reading it from its start");
+            cursor = 0;
+        };
         let mut batch = RevocationBatch {
             entries: Vec::with_capacity(rows.len()),
             cursor,
