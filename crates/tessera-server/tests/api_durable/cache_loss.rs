@@ -1,8 +1,10 @@
-//! Tiered mode: losing Redis logs nobody out and revives nothing. A refresh loop runs over many
-//! sessions while the private Redis in front is flushed, restarted empty, and killed for a
-//! while; the counters prove that every refresh of a live session succeeded and that every
-//! revoked session and logged-out access token stayed dead.
+//! Tiered mode: losing Redis logs nobody out and revives nothing. Refresh loops run over many
+//! sessions, concurrently, while the private Redis in front is flushed, restarted empty, and
+//! killed for a while; the counters prove that every refresh of a live session succeeded and
+//! that every revoked session and logged-out access token stayed dead.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -10,31 +12,10 @@ use serde_json::json;
 use tessera_test_servers::RedisServer;
 use tessera_test_support::{spawn_app_on, Backend, TestApp, Tokens};
 
-const LIVE: usize = 12;
-const ROUNDS: usize = 24;
-
-/// What happened to the cache before a round.
-fn fault(round: usize, redis: &mut RedisServer) -> Option<&'static str> {
-    match round {
-        6 => {
-            redis.cli(&["FLUSHALL"]).expect("flushall");
-            Some("flushed")
-        }
-        11 => {
-            redis.restart();
-            Some("restarted empty")
-        }
-        16 => {
-            redis.kill();
-            Some("killed")
-        }
-        20 => {
-            redis.restart();
-            Some("back, empty")
-        }
-        _ => None,
-    }
-}
+/// Sessions refreshed in a loop, each by a task of its own.
+const LIVE: usize = 8;
+/// How long each phase (before, between and after the faults) lets the loops run.
+const PHASE: Duration = Duration::from_millis(400);
 
 async fn assert_dead(app: &TestApp, dead: &[Tokens], when: &str) {
     for d in dead {
@@ -50,6 +31,48 @@ async fn assert_dead(app: &TestApp, dead: &[Tokens], when: &str) {
             "{when}: a logged-out access token came back"
         );
     }
+}
+
+/// Refreshes one chain, always with the newest token, until `stop`; every access token it gets
+/// must verify. Returns the chain's newest tokens, the refreshes that succeeded, and every
+/// answer that was not a success.
+async fn refresh_loop(
+    base: String,
+    client: reqwest::Client,
+    mut chain: Tokens,
+    stop: Arc<AtomicBool>,
+) -> (Tokens, usize, Vec<String>) {
+    let (mut ok, mut failed) = (0, Vec::new());
+    while !stop.load(Ordering::Acquire) {
+        let r = client
+            .post(format!("{base}/v1/auth/refresh"))
+            .json(&json!({ "refresh_token": chain.refresh }))
+            .send()
+            .await
+            .expect("request");
+        if r.status() != StatusCode::OK {
+            failed.push(format!(
+                "{} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ));
+            continue;
+        }
+        let body: serde_json::Value = r.json().await.expect("json");
+        chain.refresh = body["refresh_token"].as_str().expect("rt").to_owned();
+        chain.access = body["access_token"].as_str().expect("at").to_owned();
+        ok += 1;
+        let verify = client
+            .get(format!("{base}/v1/auth/verify"))
+            .bearer_auth(&chain.access)
+            .send()
+            .await
+            .expect("verify");
+        if verify.status() != StatusCode::OK {
+            failed.push(format!("verify {}", verify.status()));
+        }
+    }
+    (chain, ok, failed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -83,37 +106,51 @@ async fn losing_the_cache_logs_nobody_out_and_revives_nothing() {
     dead.push(child);
     assert_dead(&app, &dead, "before any fault").await;
 
-    let (mut ok, mut failed) = (0usize, Vec::new());
-    for round in 0..ROUNDS {
-        if let Some(what) = fault(round, &mut redis) {
-            assert_dead(&app, &dead, what).await;
-        }
-        for chain in chains.iter_mut() {
-            let r = app.refresh_raw(&chain.refresh).await;
-            let status = r.status();
-            if status == StatusCode::OK {
-                let body: serde_json::Value = r.json().await.expect("json");
-                chain.refresh = body["refresh_token"].as_str().expect("rt").to_owned();
-                chain.access = body["access_token"].as_str().expect("at").to_owned();
-                ok += 1;
-            } else {
-                failed.push((round, status, r.text().await.unwrap_or_default()));
-            }
-        }
-        for chain in &chains {
-            assert_eq!(
-                app.verify(&chain.access).await,
-                StatusCode::OK,
-                "round {round}"
-            );
-        }
+    let stop = Arc::new(AtomicBool::new(false));
+    let loops: Vec<_> = chains
+        .into_iter()
+        .map(|chain| {
+            let (base, client, stop) = (app.base.clone(), app.client.clone(), stop.clone());
+            tokio::spawn(refresh_loop(base, client, chain, stop))
+        })
+        .collect();
+    tokio::time::sleep(PHASE).await;
+    redis.cli(&["FLUSHALL"]).expect("flushall");
+    tokio::time::sleep(PHASE).await;
+    assert_dead(&app, &dead, "after FLUSHALL").await;
+    redis.restart();
+    tokio::time::sleep(PHASE).await;
+    assert_dead(&app, &dead, "after a restart without persistence").await;
+    redis.kill();
+    tokio::time::sleep(PHASE).await;
+    assert_dead(&app, &dead, "while Redis is down").await;
+    redis.restart();
+    tokio::time::sleep(PHASE * 3).await; // the cache is found back and used again
+    stop.store(true, Ordering::Release);
+
+    let (mut total, mut failed, mut newest) = (0, Vec::new(), Vec::new());
+    for task in loops {
+        let (chain, ok, errors) = task.await.expect("loop");
+        total += ok;
+        failed.extend(errors);
+        newest.push(chain);
     }
-    assert_eq!(failed, vec![], "no refresh of a live session failed");
-    assert_eq!(ok, LIVE * ROUNDS);
+    assert_eq!(
+        failed,
+        Vec::<String>::new(),
+        "no refresh or verify of a live session failed"
+    );
+    assert!(
+        total >= LIVE * 5,
+        "the loops ran throughout: {total} refreshes"
+    );
     assert_dead(&app, &dead, "after the faults").await;
 
-    // Log out one chain after the faults: honoured at once, also with the cache back.
-    let last = &chains[0];
+    // Every chain goes on, and a logout after the faults holds at once.
+    for chain in &newest {
+        app.refresh(&chain.refresh).await;
+    }
+    let last = app.login("live0").await;
     let r = app
         .request(reqwest::Method::POST, "/v1/auth/logout")
         .bearer_auth(&last.access)
