@@ -338,6 +338,18 @@ impl TestApp {
         self.get_bearer("/v1/auth/verify", access).await.status()
     }
 
+    /// How long until this app refuses `token` at `verify` (polled every 5 ms), up to `limit`.
+    pub async fn refused_within(&self, token: &str, limit: Duration) -> Option<Duration> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if self.verify(token).await == StatusCode::UNAUTHORIZED {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        None
+    }
+
     /// An admin API call.
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Response {
         let mut req = self.request(method, path).bearer_auth(ADMIN_KEY);

@@ -3,7 +3,7 @@
 //! (the store test `an_append_notifies_other_instances` shows the bus alone; here the 250 ms
 //! poll would also pass, so this test is about the whole path, not its speed).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use tessera_test_support::{spawn_app_on, Backend, TestApp};
@@ -13,18 +13,6 @@ async fn pair() -> (TestApp, TestApp) {
     let url = a.settings.database_url.clone();
     let b = a.second_instance(|s| s.database_url = url).await;
     (a, b)
-}
-
-/// How long until `app` refuses `token`, polled every 5 ms, up to `limit`.
-async fn refused_within(app: &TestApp, token: &str, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if app.verify(token).await == StatusCode::UNAUTHORIZED {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +29,7 @@ async fn a_logout_or_block_on_one_instance_is_refused_by_the_other() {
         StatusCode::OK
     );
     assert!(
-        refused_within(&b, &t.access, Duration::from_secs(5))
+        b.refused_within(&t.access, Duration::from_secs(5))
             .await
             .is_some(),
         "B learns the logout"
@@ -56,7 +44,8 @@ async fn a_logout_or_block_on_one_instance_is_refused_by_the_other() {
         .admin(Method::POST, "/v1/admin/users/alice/block", None)
         .await;
     assert_eq!(blocked.status(), StatusCode::OK);
-    assert!(refused_within(&a, &t.access, Duration::from_secs(5))
+    assert!(a
+        .refused_within(&t.access, Duration::from_secs(5))
         .await
         .is_some());
     assert_eq!(

@@ -2,7 +2,7 @@
 //! Redis channel), and a refresh race split over both has exactly one winner. The instances share
 //! the users database and the keys, as a multi-instance deployment does.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -23,17 +23,6 @@ async fn pair() -> (TestApp, TestApp) {
     (a, b)
 }
 
-async fn refused_within(app: &TestApp, token: &str, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if app.verify(token).await == StatusCode::UNAUTHORIZED {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    None
-}
-
 #[tokio::test]
 async fn a_logout_on_one_instance_is_refused_by_the_other_at_once() {
     let (a, b) = pair().await;
@@ -47,7 +36,7 @@ async fn a_logout_on_one_instance_is_refused_by_the_other_at_once() {
         a.logout(&t.access, "session").await.status(),
         StatusCode::OK
     );
-    let took = refused_within(&b, &t.access, Duration::from_secs(2)).await;
+    let took = b.refused_within(&t.access, Duration::from_secs(2)).await;
     assert!(took.is_some(), "B learns the logout");
     assert_eq!(
         b.refresh_raw(&t.refresh).await.status(),
@@ -63,7 +52,8 @@ async fn a_block_on_one_instance_holds_on_the_other() {
         .admin(Method::POST, "/v1/admin/users/alice/block", None)
         .await;
     assert_eq!(blocked.status(), StatusCode::OK);
-    assert!(refused_within(&a, &t.access, Duration::from_secs(2))
+    assert!(a
+        .refused_within(&t.access, Duration::from_secs(2))
         .await
         .is_some());
     assert_eq!(
