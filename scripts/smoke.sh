@@ -3,7 +3,9 @@
 # embedded store, cheap argon2), failing on any non-2xx answer. Run by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p tessera-cli -p tessera-bench
+# The features of the test build (`cargo test --workspace --all-features`), so the binaries reuse
+# its compiled dependencies.
+cargo build -q --workspace --all-features --bins
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export TESSERA_ADMIN_API_KEY
