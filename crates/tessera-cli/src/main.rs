@@ -53,6 +53,27 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// OAuth 2.0 clients (for /oauth/token, /oauth/revoke, /oauth/introspect).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Make a client: prints its `[[clients]]` entry for the configuration and, for a
+    /// confidential client, its secret (shown once; only its SHA-256 is kept).
+    Create {
+        /// The client_id.
+        id: String,
+        /// A public client (a browser or mobile app): no secret.
+        #[arg(long, conflicts_with = "introspect")]
+        public: bool,
+        /// Allow the client to call /oauth/introspect.
+        #[arg(long)]
+        introspect: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -155,6 +176,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 toml::to_string_pretty(&settings).context("while rendering the settings")?
             );
             println!("# configuration OK");
+            Ok(())
+        }
+        Command::Client {
+            command:
+                ClientCommand::Create {
+                    id,
+                    public,
+                    introspect,
+                },
+        } => {
+            let settings = settings(&cli, None)?;
+            if *id == settings.client_id || settings.clients.iter().any(|c| c.id == *id) {
+                anyhow::bail!("the client {id:?} already exists in the configuration");
+            }
+            let secret = (!public).then(tessera_server::clients::new_secret);
+            let entry = tessera_server::config::ClientConfig {
+                id: id.clone(),
+                secret_sha256: secret.as_ref().map(|(_, hash)| hash.clone()),
+                introspect: *introspect,
+            };
+            let table = toml::to_string(&entry).context("while rendering the entry")?;
+            println!("# Add to tessera.toml, then restart Tessera:\n[[clients]]\n{table}");
+            if let Some((secret, _)) = secret {
+                println!("# The client secret, shown only now; give it to the client:\n{secret}");
+            }
             Ok(())
         }
         Command::Migrate => {

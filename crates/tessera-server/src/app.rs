@@ -55,6 +55,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(routes::sessions::router())
         .merge(routes::verify::router())
         .merge(routes::admin::router())
+        .merge(routes::oauth::router())
         .merge(routes::health::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
@@ -255,7 +256,9 @@ pub async fn build_state(
     let keep = rules.ttl + rules.leeway + Duration::from_secs(1);
     let users = database.users();
     let sessions = stores::session_store(&settings, &database, keep).await?;
+    let clients = crate::clients::Clients::from_settings(&settings);
     let state = AppState::new(Inner {
+        clients,
         settings,
         users,
         sessions,

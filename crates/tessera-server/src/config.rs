@@ -151,6 +151,23 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Log filter (`info`, `tessera=debug`, …); `RUST_LOG` wins when set.
     pub log_level: String,
+    /// OAuth 2.0 clients besides the first-party one (`client_id`), for `/oauth/*`.
+    pub clients: Vec<ClientConfig>,
+}
+
+/// One registered OAuth 2.0 client (`tessera client create` prints the entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The `client_id`.
+    pub id: String,
+    /// SHA-256 of the client secret, 64 hex digits: a confidential client. Absent: a public
+    /// client (a browser or mobile app, which cannot keep a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_sha256: Option<String>,
+    /// Whether the client may call `/oauth/introspect` (confidential clients only).
+    #[serde(default)]
+    pub introspect: bool,
 }
 
 fn redacted<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -196,6 +213,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(10),
             log_format: LogFormat::Auto,
             log_level: "info".into(),
+            clients: Vec::new(),
         }
     }
 }
@@ -372,11 +390,50 @@ impl Settings {
         if self.hash_concurrency == Some(0) {
             return Err(invalid("hash_concurrency", "must be at least 1"));
         }
+        self.validate_clients()?;
         if self.admin_api_key.is_some() && self.admin_api_key_file.is_some() {
             return Err(invalid(
                 "admin_api_key",
                 "set admin_api_key or admin_api_key_file, not both",
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_clients(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for client in &self.clients {
+            let id = client.id.as_str();
+            if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
+                return Err(invalid(
+                    "clients",
+                    "a client id must be 1 to 128 printable characters",
+                ));
+            }
+            if id == self.client_id {
+                return Err(invalid(
+                    "clients",
+                    format!("{id:?} is the first-party client (client_id); it is built in"),
+                ));
+            }
+            if !seen.insert(id) {
+                return Err(invalid("clients", format!("client {id:?} is listed twice")));
+            }
+            match &client.secret_sha256 {
+                Some(hash) if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    return Err(invalid(
+                        "clients",
+                        format!("client {id:?}: secret_sha256 must be 64 hex digits (from `tessera client create`)"),
+                    ));
+                }
+                None if client.introspect => {
+                    return Err(invalid(
+                        "clients",
+                        format!("client {id:?}: only a client with a secret may introspect"),
+                    ));
+                }
+                _ => {}
+            }
         }
         Ok(())
     }

@@ -94,6 +94,32 @@ impl ApiError {
             .header(header::WWW_AUTHENTICATE, &challenge)
     }
 
+    /// 401 `invalid_client` (RFC 6749 §5.2): the client is unknown, or its authentication is
+    /// missing or wrong. Always with a `Basic` challenge, the scheme a client can answer with.
+    pub fn invalid_client(description: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+            .header(header::WWW_AUTHENTICATE, "Basic realm=\"tessera\"")
+    }
+
+    /// 400 `unauthorized_client` (RFC 6749 §5.2): an authenticated client may not do this.
+    pub fn unauthorized_client(description: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
+    }
+
+    /// 400 `unsupported_grant_type` (RFC 6749 §5.2).
+    pub fn unsupported_grant_type() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only grant_type=refresh_token is supported; log in with POST /v1/auth/login",
+        )
+    }
+
+    /// 400 `invalid_scope` (RFC 6749 §5.2).
+    pub fn invalid_scope(description: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+    }
+
     /// 404 `not_found`.
     pub fn not_found(description: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", description)

@@ -7,7 +7,8 @@
 //! - [`app`]: building the state and router, running with graceful shutdown.
 //! - [`state`]: shared state; issuing tokens; authenticating bearer tokens.
 //! - [`flows`]: login, refresh, logout, user actions (what each call does).
-//! - [`routes`]: the HTTP resources, one file each.
+//! - [`routes`]: the HTTP resources, one file each; `routes::oauth` is the OAuth 2.0 surface.
+//! - [`clients`]: OAuth 2.0 clients and their authentication.
 //! - [`revocations`]: this process's copy of the revocation state.
 //! - [`passwords`]: argon2id on a bounded blocking pool.
 //! - [`throttle`]: login throttling per account and per client address.
@@ -17,6 +18,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod clients;
 pub mod config;
 pub mod datadir;
 pub mod error;

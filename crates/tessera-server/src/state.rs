@@ -60,6 +60,8 @@ pub struct Inner {
     pub user_cache: crate::users_cache::UserCache,
     /// Login throttling.
     pub throttle: crate::throttle::LoginThrottle,
+    /// OAuth 2.0 clients.
+    pub clients: crate::clients::Clients,
 }
 
 impl Deref for AppState {

@@ -82,12 +82,14 @@ pub async fn create_user(
     Ok(user)
 }
 
-/// Logs in with username and password. Unknown user, wrong password, no password and blocked user
-/// get the same answer after the same work (one argon2 verification).
+/// Logs in with username and password, starting a session of the OAuth client `client_id` (an
+/// authenticated one; the first-party client by default). Unknown user, wrong password, no
+/// password and blocked user get the same answer after the same work (one argon2 verification).
 pub async fn login(
     state: &AppState,
     username: &str,
     password: String,
+    client_id: &str,
     client: &ClientMeta,
 ) -> Result<(Issued, User), ApiError> {
     check_password_length(&password)?;
@@ -142,7 +144,7 @@ pub async fn login(
             Err(e) => tracing::warn!(error = ?e, "password rehash failed"),
         }
     }
-    let Some(issued) = start_session(state, &user, &state.settings.client_id, client).await? else {
+    let Some(issued) = start_session(state, &user, client_id, client).await? else {
         audit::event(
             "login_failed",
             Some(user.id.as_str()),

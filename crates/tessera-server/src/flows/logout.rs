@@ -219,3 +219,84 @@ pub async fn logout(
     };
     Ok(ended)
 }
+
+/// What an RFC 7009 revocation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// The token's session (refresh token) or the token itself (access token) is now revoked,
+    /// or already was.
+    Done,
+    /// Not a token of ours, or already past its life: nothing to do (still a 200).
+    Unknown,
+    /// An authentic token of another client: refused, nothing revoked (RFC 7009 §2.1).
+    OtherClient,
+}
+
+/// RFC 7009 for a refresh token: ends its session, and with it every access token of the
+/// session, when `client_id` is the session's client.
+pub async fn revoke_refresh(
+    state: &AppState,
+    token: &RefreshToken,
+    client_id: &str,
+    client: &ClientMeta,
+) -> Result<Revoked, ApiError> {
+    let Some(session) = state.sessions.session_from_source(&token.sid).await? else {
+        return Ok(Revoked::Unknown);
+    };
+    // Rule: only an authentic token (its MAC matches the stored nonce) names a session; a
+    // forged one with a guessed session id revokes nothing and learns nothing.
+    let authentic = state
+        .refresh_keys
+        .get(&session.key_id)
+        .is_some_and(|key| token.tag_matches(key, &session.nonce));
+    if !authentic {
+        return Ok(Revoked::Unknown);
+    }
+    if session.client.client_id != client_id {
+        return Ok(Revoked::OtherClient);
+    }
+    let entries = state
+        .sessions
+        .revoke_sessions(
+            &SessionSelector::One(session.id),
+            RevokeReason::Logout,
+            state.now(),
+            state.revocation_keep(),
+        )
+        .await?;
+    state.revocations.apply(&entries);
+    audit::event(
+        "token_revoked",
+        Some(session.user_id.as_str()),
+        Some(&session.id),
+        client,
+        "refresh_token",
+    );
+    Ok(Revoked::Done)
+}
+
+/// RFC 7009 for an access token (authentic, even expired): denied until it expires, when
+/// `client_id` is its client.
+pub async fn revoke_access(
+    state: &AppState,
+    claims: &AccessClaims,
+    client_id: &str,
+    client: &ClientMeta,
+) -> Result<Revoked, ApiError> {
+    if claims.client_id != client_id {
+        return Ok(Revoked::OtherClient);
+    }
+    let leeway = i64::try_from(state.rules.leeway.as_secs()).unwrap_or(i64::MAX);
+    if claims.exp.saturating_add(leeway) < state.now().as_secs() {
+        return Ok(Revoked::Unknown); // dead by itself: nothing to store
+    }
+    state.deny(claims).await?;
+    audit::event(
+        "token_revoked",
+        Some(&claims.sub),
+        Some(&claims.sid),
+        client,
+        "access_token",
+    );
+    Ok(Revoked::Done)
+}

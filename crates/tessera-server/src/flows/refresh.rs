@@ -7,8 +7,8 @@
 use tessera_core::decision::{self, Decision, Refusal};
 use tessera_core::ids::SessionId;
 use tessera_core::refresh::RefreshToken;
-use tessera_core::session::RevokeReason;
-use tessera_store::SessionSelector;
+use tessera_core::session::{RevokeReason, Session};
+use tessera_store::{SessionSelector, User};
 
 use crate::audit::{self, ClientMeta};
 use crate::error::ApiError;
@@ -30,6 +30,25 @@ pub enum RefreshError {
     Api(ApiError),
 }
 
+/// Who is refreshing, which bounds whose sessions may be refreshed (RFC 6749 §6: a refresh token
+/// is bound to the client it was issued to, and a confidential client must authenticate).
+#[derive(Debug, Clone, Copy)]
+pub enum Refresher<'a> {
+    /// No client authentication (`/v1/auth/refresh`): sessions of public clients only.
+    Unauthenticated,
+    /// An authenticated client (`/oauth/token`): its own sessions only.
+    Client(&'a str),
+}
+
+impl Refresher<'_> {
+    fn may_refresh(self, state: &AppState, session_client: &str) -> bool {
+        match self {
+            Refresher::Unauthenticated => state.clients.refreshes_unauthenticated(session_client),
+            Refresher::Client(id) => id == session_client,
+        }
+    }
+}
+
 impl From<ApiError> for RefreshError {
     fn from(e: ApiError) -> Self {
         RefreshError::Api(e)
@@ -48,6 +67,7 @@ pub async fn refresh(
     state: &AppState,
     refresh_token: &str,
     access_token: Option<&str>,
+    refresher: Refresher<'_>,
     client: &ClientMeta,
 ) -> Result<(Issued, Decision), RefreshError> {
     let token = RefreshToken::parse(refresh_token)
@@ -80,6 +100,17 @@ pub async fn refresh(
             }
             return Err(refused(Refusal::Invalid, None, None, client));
         };
+        // Another client's refresh token is refused before anything is decided on it: the wrong
+        // client cannot use it, nor burn it (which would look like reuse to its owner). The
+        // answer is the one for an invalid token (no oracle).
+        if !refresher.may_refresh(state, &session.client.client_id) {
+            return Err(refused(
+                Refusal::Invalid,
+                Some(user.id.as_str()),
+                Some(&session.id),
+                client,
+            ));
+        }
         let decided = state.revocations.with(|set| {
             decision::decide(
                 &token,
@@ -161,6 +192,44 @@ pub async fn refresh(
         return Ok((issued, decision));
     }
     Err(RefreshError::Api(ApiError::unavailable()))
+}
+
+/// RFC 7662 for a refresh token: its session and user when the token is the one that can rotate
+/// now (the current generation of a live session of a user in good standing) and `client_id` owns
+/// the session. Reads only: an old token is inactive here, and nothing is revoked on its sight.
+pub async fn inspect(
+    state: &AppState,
+    text: &str,
+    client_id: &str,
+) -> Result<Option<(Session, User)>, ApiError> {
+    let Ok(token) = RefreshToken::parse(text) else {
+        return Ok(None);
+    };
+    if !state.revocations.is_fresh() {
+        return Err(ApiError::unavailable());
+    }
+    let Some(session) = state.sessions.session_from_source(&token.sid).await? else {
+        return Ok(None);
+    };
+    if session.client.client_id != client_id {
+        return Ok(None);
+    }
+    let Some(user) = state.users.user_by_id(&session.user_id).await? else {
+        return Ok(None);
+    };
+    let now = state.now();
+    let decided = state.revocations.with(|set| {
+        decision::decide(
+            &token,
+            Some(&session),
+            &state.refresh_keys,
+            &user.standing(),
+            set,
+            state.policy.grace,
+            now,
+        )
+    });
+    Ok(matches!(decided, Ok(Decision::Rotate)).then_some((session, user)))
 }
 
 fn refused(

@@ -241,7 +241,7 @@ struct MintSession {
     /// Create a password-less user of that name if none exists.
     #[serde(default)]
     create: bool,
-    /// The client the session is for; default the first-party client id.
+    /// The registered client the session is for; default the first-party client.
     client_id: Option<String>,
 }
 
@@ -270,9 +270,10 @@ async fn mint_session(
         .client_id
         .as_deref()
         .unwrap_or(&state.settings.client_id);
-    if client_id.is_empty() || client_id.len() > 128 {
+    // Only a registered client can refresh the session afterwards.
+    if state.clients.get(client_id).is_none() {
         return Err(ApiError::invalid_request(
-            "client_id must be 1 to 128 characters",
+            "client_id names no registered client",
         ));
     }
     let Some(issued) = login::start_session(&state, &user, client_id, &client).await? else {

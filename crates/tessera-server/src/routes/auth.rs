@@ -1,19 +1,20 @@
 //! `/v1/auth/login`, `/v1/auth/refresh`, `/v1/auth/logout`, `/v1/auth/logout-all`.
 
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::audit::ClientMeta;
-use crate::error::{ApiError, REFRESH_OUTCOME};
+use crate::error::ApiError;
 use crate::extract::{ApiJson, MaybeBearer, OptionalJson};
 use crate::flows::logout::Scope;
-use crate::flows::refresh::RefreshError;
+use crate::flows::refresh::Refresher;
 use crate::flows::{login, logout, refresh};
-use crate::routes::TokenResponse;
+use crate::routes::oauth::form::{client_credentials, OAuthForm};
+use crate::routes::{refresh_answer, TokenResponse};
 use crate::state::AppState;
 
 /// The routes of this resource.
@@ -30,15 +31,49 @@ pub fn router() -> Router<AppState> {
 struct LoginRequest {
     username: String,
     password: String,
+    /// The OAuth client the session is for (default: the first-party client). A confidential
+    /// client authenticates with `client_secret` or HTTP Basic.
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
 }
 
 async fn login_handler(
     State(state): State<AppState>,
     client: ClientMeta,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<TokenResponse, ApiError> {
-    let (issued, _) = login::login(&state, &req.username, req.password, &client).await?;
+    let client_id = login_client(&state, &headers, &req)?;
+    let (issued, _) =
+        login::login(&state, &req.username, req.password, &client_id, &client).await?;
     Ok(TokenResponse::new(issued, state.now()))
+}
+
+/// The client a login starts a session for: the first-party client unless the request names
+/// (and, for a confidential client, authenticates) another.
+fn login_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: &LoginRequest,
+) -> Result<String, ApiError> {
+    let mut form = Vec::new();
+    if let Some(id) = &req.client_id {
+        form.push(("client_id", id.as_str()));
+    }
+    if let Some(secret) = &req.client_secret {
+        form.push(("client_secret", secret.as_str()));
+    }
+    let form = OAuthForm::from_pairs(&form);
+    match client_credentials(headers, &form)? {
+        None => Ok(state.clients.first_party().to_owned()),
+        Some(credentials) => state
+            .clients
+            .authenticate(&credentials)
+            .map(|c| c.id.clone())
+            .map_err(|_| ApiError::invalid_client("client authentication failed")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -55,28 +90,15 @@ async fn refresh_handler(
     client: ClientMeta,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    match refresh::refresh(
+    let result = refresh::refresh(
         &state,
         &req.refresh_token,
         req.access_token.as_deref(),
+        Refresher::Unauthenticated,
         &client,
     )
-    .await
-    {
-        Ok((issued, decision)) => {
-            let mut response = TokenResponse::new(issued, state.now()).into_response();
-            response.headers_mut().insert(
-                HeaderName::from_static(REFRESH_OUTCOME),
-                HeaderValue::from_static(decision.outcome()),
-            );
-            Ok(response)
-        }
-        Err(RefreshError::Refused(refusal)) => Err(ApiError::invalid_grant(refusal)),
-        Err(RefreshError::AccessTokenMismatch) => Err(ApiError::invalid_request(
-            "the access token does not belong to the refresh token's session",
-        )),
-        Err(RefreshError::Api(e)) => Err(e),
-    }
+    .await;
+    refresh_answer(&state, result)
 }
 
 #[derive(Deserialize, Default)]

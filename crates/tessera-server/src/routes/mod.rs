@@ -3,17 +3,21 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod oauth;
 pub mod sessions;
 pub mod users;
 pub mod verify;
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use tessera_core::decision::Decision;
 use tessera_core::Timestamp;
 
-use crate::state::Issued;
+use crate::error::{ApiError, REFRESH_OUTCOME};
+use crate::flows::refresh::RefreshError;
+use crate::state::{AppState, Issued};
 
 /// The answer to login, refresh and admin session minting.
 #[derive(Debug, Serialize)]
@@ -59,6 +63,29 @@ impl IntoResponse for TokenResponse {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         response
+    }
+}
+
+/// The answer to a refresh, on `/v1/auth/refresh` and `/oauth/token` alike: the new pair and the
+/// outcome header, or `invalid_grant` with its reason.
+pub fn refresh_answer(
+    state: &AppState,
+    result: Result<(Issued, Decision), RefreshError>,
+) -> Result<Response, ApiError> {
+    match result {
+        Ok((issued, decision)) => {
+            let mut response = TokenResponse::new(issued, state.now()).into_response();
+            response.headers_mut().insert(
+                HeaderName::from_static(REFRESH_OUTCOME),
+                HeaderValue::from_static(decision.outcome()),
+            );
+            Ok(response)
+        }
+        Err(RefreshError::Refused(refusal)) => Err(ApiError::invalid_grant(refusal)),
+        Err(RefreshError::AccessTokenMismatch) => Err(ApiError::invalid_request(
+            "the access token does not belong to the refresh token's session",
+        )),
+        Err(RefreshError::Api(e)) => Err(e),
     }
 }
 
