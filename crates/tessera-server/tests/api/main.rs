@@ -6,6 +6,7 @@ mod bad_input;
 mod faults;
 mod flows;
 mod forged;
+mod interop;
 mod oauth;
 mod oauth_property;
 mod refresh;

@@ -26,6 +26,13 @@ pub(crate) struct OAuthApp {
 }
 
 pub(crate) async fn spawn_oauth_app() -> OAuthApp {
+    spawn_oauth_app_with(|_| {}).await
+}
+
+/// [`spawn_oauth_app`] with settings changed by `configure`.
+pub(crate) async fn spawn_oauth_app_with(
+    configure: impl FnOnce(&mut tessera_server::Settings),
+) -> OAuthApp {
     let (secret, hash) = tessera_server::clients::new_secret();
     let (other_secret, other_hash) = tessera_server::clients::new_secret();
     let app = spawn_app_with(|s| {
@@ -45,7 +52,8 @@ pub(crate) async fn spawn_oauth_app() -> OAuthApp {
                 secret_sha256: None,
                 introspect: false,
             },
-        ]
+        ];
+        configure(s);
     })
     .await;
     OAuthApp {
@@ -255,8 +263,14 @@ async fn rfc6749_5_2_invalid_client() {
     wrong.replace_range(0..1, if wrong.starts_with('A') { "B" } else { "A" });
     for (name, request) in [
         ("no client at all", token(post())),
-        ("an unknown client", token(post().basic_auth("nobody", Some("x")))),
-        ("a wrong secret", token(post().basic_auth(BACKEND, Some(&wrong)))),
+        (
+            "an unknown client",
+            token(post().basic_auth("nobody", Some("x"))),
+        ),
+        (
+            "a wrong secret",
+            token(post().basic_auth(BACKEND, Some(&wrong))),
+        ),
         ("no secret", token(post().basic_auth(BACKEND, None::<&str>))),
         (
             "the other client's secret",
@@ -549,7 +563,11 @@ async fn c4_rfc7009_2_2_1_errors() {
     let t = o.session("alice", BACKEND).await;
     let theirs = o.login("alice", OTHER).await;
     // `token` missing.
-    let r = send(o.backend("/oauth/revoke").form(&[("token_type_hint", "refresh_token")])).await;
+    let r = send(
+        o.backend("/oauth/revoke")
+            .form(&[("token_type_hint", "refresh_token")]),
+    )
+    .await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
     // A failed client authentication.
     let r = send(
@@ -568,7 +586,11 @@ async fn c4_rfc7009_2_2_1_errors() {
     assert_eq!(o.app.verify(&theirs.access).await, StatusCode::OK);
     assert_eq!(o.app.verify(&t.access).await, StatusCode::OK);
     // JSON instead of a form.
-    let r = send(o.backend("/oauth/revoke").json(&json!({ "token": t.refresh }))).await;
+    let r = send(
+        o.backend("/oauth/revoke")
+            .json(&json!({ "token": t.refresh })),
+    )
+    .await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
     // A public client revokes its own tokens with its id alone.
     let spa = o.login("alice", SPA).await;
@@ -597,7 +619,11 @@ async fn c5_a_revocation_the_store_did_not_take_is_503_never_200() {
     }
     holder.execute("rollback").await.expect("unlock");
     drop(holder);
-    assert_eq!(o.app.verify(&t.access).await, StatusCode::OK, "nothing revoked");
+    assert_eq!(
+        o.app.verify(&t.access).await,
+        StatusCode::OK,
+        "nothing revoked"
+    );
     assert_eq!(o.revoke(&t.refresh).await.status(), StatusCode::OK);
     assert_eq!(o.app.verify(&t.access).await, StatusCode::UNAUTHORIZED);
 }
@@ -614,7 +640,9 @@ async fn c6_introspection_needs_an_authenticated_allowed_client() {
         ("no credentials", post().form(&form)),
         (
             "a wrong secret",
-            post().basic_auth(BACKEND, Some(&o.other_secret)).form(&form),
+            post()
+                .basic_auth(BACKEND, Some(&o.other_secret))
+                .form(&form),
         ),
         (
             "a public client",
@@ -625,14 +653,13 @@ async fn c6_introspection_needs_an_authenticated_allowed_client() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{name}");
         assert_invalid_client(r).await;
     }
+    let r = send(post().basic_auth(OTHER, Some(&o.other_secret)).form(&form)).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "unauthorized_client").await;
     let r = send(
-        post()
-            .basic_auth(OTHER, Some(&o.other_secret))
-            .form(&form),
+        o.backend("/oauth/introspect")
+            .form(&[("token_type_hint", "access_token")]),
     )
     .await;
-    assert_error(r, StatusCode::BAD_REQUEST, "unauthorized_client").await;
-    let r = send(o.backend("/oauth/introspect").form(&[("token_type_hint", "access_token")])).await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
 

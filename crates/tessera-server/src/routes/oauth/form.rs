@@ -27,7 +27,10 @@ impl OAuthForm {
             if value.is_empty() {
                 continue;
             }
-            if fields.insert(name.to_string(), value.into_owned()).is_some() {
+            if fields
+                .insert(name.to_string(), value.into_owned())
+                .is_some()
+            {
                 return Err(ApiError::invalid_request(format!(
                     "the parameter {name:?} is repeated"
                 )));
@@ -134,9 +137,7 @@ pub fn client_credentials(
                 id: id.to_owned(),
                 secret: secret.map(str::to_owned),
             })),
-            (None, Some(_)) => Err(ApiError::invalid_request(
-                "client_secret without client_id",
-            )),
+            (None, Some(_)) => Err(ApiError::invalid_request("client_secret without client_id")),
             (None, None) => Ok(None),
         },
     }
@@ -247,10 +248,7 @@ mod tests {
             client_credentials(&none, &form("client_id=spa")).expect("public"),
             creds("spa", None)
         );
-        assert_eq!(
-            client_credentials(&none, &form("")).expect("nothing"),
-            None
-        );
+        assert_eq!(client_credentials(&none, &form("")).expect("nothing"), None);
         assert_eq!(
             client_credentials(&basic("app", "s"), &form("client_id=app")).expect("agreeing id"),
             creds("app", Some("s"))
@@ -270,7 +268,10 @@ mod tests {
             "two methods"
         );
         assert_eq!(
-            code(client_credentials(&basic("app", "s"), &form("client_id=other"))),
+            code(client_credentials(
+                &basic("app", "s"),
+                &form("client_id=other")
+            )),
             "invalid_request"
         );
         assert_eq!(
@@ -278,10 +279,7 @@ mod tests {
             "invalid_request"
         );
         let mut garbage = HeaderMap::new();
-        garbage.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic !!!"),
-        );
+        garbage.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
         assert_eq!(
             code(client_credentials(&garbage, &form(""))),
             "invalid_client"
