@@ -62,8 +62,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ClientCommand {
-    /// Make a client: prints its `[[clients]]` entry for the configuration and, for a
-    /// confidential client, its secret (shown once; only its SHA-256 is kept).
+    /// Make a client: prints its `[[clients]]` entry for the configuration on stdout (append it
+    /// to tessera.toml and restart) and, for a confidential client, its secret on stderr (shown
+    /// once; only its SHA-256 is kept).
     Create {
         /// The client_id.
         id: String,
@@ -197,9 +198,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 introspect: *introspect,
             };
             let table = toml::to_string(&entry).context("while rendering the entry")?;
-            println!("# Add to tessera.toml, then restart Tessera:\n[[clients]]\n{table}");
+            // The entry on stdout (`>> tessera.toml` appends it as is); the secret on stderr, so
+            // that it never lands in the configuration file by accident.
+            println!("[[clients]]\n{table}");
             if let Some((secret, _)) = secret {
-                println!("# The client secret, shown only now; give it to the client:\n{secret}");
+                eprintln!("client secret of {id:?} (shown only now; give it to the client):");
+                eprintln!("{secret}");
             }
             Ok(())
         }

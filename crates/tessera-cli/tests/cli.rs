@@ -182,7 +182,7 @@ fn help_lists_the_commands() {
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
-    for command in ["serve", "migrate", "user", "config"] {
+    for command in ["serve", "migrate", "user", "config", "client"] {
         assert!(text.contains(command), "{text}");
     }
 }
@@ -235,4 +235,63 @@ fn migrations_run_at_start_or_by_tessera_migrate() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(fresh.psql("select count(*) from users").as_deref(), Ok("0"));
+}
+
+#[tokio::test]
+async fn client_create_prints_an_entry_that_works_once_configured() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = tessera(dir.path())
+        .args(["client", "create", "billing", "--introspect"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let secret = stderr.lines().last().expect("the secret").trim().to_owned();
+    assert!(!text.contains(&secret), "the secret stays out of the entry");
+    assert_eq!(secret.len(), 43, "256 bits: {text}");
+    // Pasted into the configuration as printed.
+    std::fs::write(dir.path().join("tessera.toml"), &text).expect("config");
+    let again = tessera(dir.path())
+        .args(["client", "create", "billing"])
+        .output()
+        .expect("run");
+    assert!(!again.status.success(), "an existing id is refused");
+
+    let server = serve(dir.path());
+    let addr = server.addr.clone();
+    let (status, _) = post(
+        &addr,
+        "/v1/users",
+        &serde_json::json!({ "username": "alice", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, tokens) = post(
+        &addr,
+        "/v1/auth/login",
+        &serde_json::json!({
+            "username": "alice", "password": PASSWORD,
+            "client_id": "billing", "client_secret": secret,
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = |secret: String| {
+        let rt = tokens["refresh_token"].as_str().expect("rt").to_owned();
+        let addr = addr.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("http://{addr}/oauth/token"))
+                .basic_auth("billing", Some(secret))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)])
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(refresh("not-the-secret".into()).await, 401);
+    assert_eq!(refresh(secret).await, 200);
 }

@@ -618,6 +618,47 @@ mod tests {
     }
 
     #[test]
+    fn clients_come_from_the_file_or_the_environment_and_are_checked() {
+        let hash = "ab".repeat(32);
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "tessera.toml",
+                &format!(
+                    "[[clients]]\nid = \"backend\"\nsecret_sha256 = \"{hash}\"\nintrospect = true\n\n[[clients]]\nid = \"spa\"\n"
+                ),
+            )?;
+            let s = Settings::load(None, Figment::new()).expect("valid");
+            assert_eq!(s.clients.len(), 2);
+            assert!(s.clients[0].introspect && s.clients[1].secret_sha256.is_none());
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "TESSERA_CLIENTS",
+                format!("[{{id=\"backend\", secret_sha256=\"{hash}\"}}]"),
+            );
+            let s = Settings::load(None, Figment::new()).expect("valid");
+            assert_eq!(s.clients[0].id, "backend");
+            Ok(())
+        });
+        let bad = |clients: &str| {
+            Jail::expect_with(|jail| {
+                jail.set_env("TESSERA_CLIENTS", clients);
+                let err = Settings::load(None, Figment::new())
+                    .expect_err(clients)
+                    .to_string();
+                assert!(err.contains("TESSERA_CLIENTS"), "{clients}: {err}");
+                Ok(())
+            })
+        };
+        bad("[{id=\"a\"}, {id=\"a\"}]"); // twice
+        bad("[{id=\"tessera\"}]"); // the built-in first-party client
+        bad("[{id=\"\"}]"); // empty
+        bad("[{id=\"a\", secret_sha256=\"abc\"}]"); // not a SHA-256
+        bad("[{id=\"a\", introspect=true}]"); // public clients cannot introspect
+    }
+
+    #[test]
     fn the_example_file_lists_every_key_with_its_default() {
         let example = include_str!("../../../tessera.example.toml");
         let parsed: Settings = toml_from(example);

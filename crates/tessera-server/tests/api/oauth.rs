@@ -750,3 +750,27 @@ async fn rfc8414_metadata_describes_exactly_what_is_supported() {
     );
     assert!(m.get("authorization_endpoint").is_none());
 }
+
+#[tokio::test]
+async fn admins_mint_sessions_for_registered_clients_only() {
+    let o = spawn_oauth_app().await;
+    o.app.sign_up("alice", PASSWORD).await;
+    let mint = |client: &str| {
+        o.app.admin(
+            Method::POST,
+            "/v1/admin/sessions",
+            Some(json!({ "user": "alice", "client_id": client })),
+        )
+    };
+    assert_error(
+        mint("nobody").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    let r = mint(BACKEND).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let minted = json_body(r).await;
+    let refresh = minted["refresh_token"].as_str().expect("rt");
+    assert_eq!(o.refresh(refresh).await.status(), StatusCode::OK);
+}
