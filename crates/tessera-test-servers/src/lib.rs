@@ -7,13 +7,14 @@
 //! - A private PostgreSQL schema or MySQL/MariaDB database per test ([`PgSchema`],
 //!   [`MySqlDatabase`]), dropped when the test ends.
 //! - A TCP proxy that can cut or black-hole the way to a server ([`TcpProxy`]).
-//! - A Python virtual environment with third-party OAuth 2.0 and JWT libraries ([`python`]).
+//! - Third-party OAuth 2.0 and JWT libraries, pinned: a Python venv ([`python`]) and Node.js
+//!   packages ([`node`]).
 
+mod interop;
 mod proxy;
-mod python;
 mod sql;
+pub use interop::{node, python};
 pub use proxy::TcpProxy;
-pub use python::python;
 pub use sql::{mysql_url, pg_url, MySqlDatabase, PgSchema};
 
 use std::net::TcpListener;

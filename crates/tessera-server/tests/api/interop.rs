@@ -1,6 +1,7 @@
-//! Interoperability with OAuth 2.0 and JWT libraries nobody here wrote (from PyPI, pinned in
-//! `tessera-test-servers/interop/requirements.txt`): Authlib's client refreshes, introspects and
-//! revokes; PyJWT verifies access tokens of every signing algorithm through the JWKS.
+//! Interoperability with OAuth 2.0 and JWT libraries nobody here wrote (from PyPI and npm, pinned
+//! in `tessera-test-servers/interop/`): Authlib's client refreshes, introspects and revokes;
+//! PyJWT (Python) and jose (Node.js) verify access tokens of every published signing algorithm
+//! through the JWKS and reject tampered ones.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -24,6 +25,33 @@ async fn spawn(alg: SigningAlg) -> (OAuthApp, String) {
     .await;
     assert_eq!(o.app.base, base);
     (o, base)
+}
+
+/// Runs `tests/interop/jwt_verify.mjs` with Node.js next to the pinned `node_modules`.
+async fn node(args: Vec<String>) -> String {
+    let script = format!(
+        "{}/tests/interop/jwt_verify.mjs",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    tokio::task::spawn_blocking(move || {
+        let dir = tessera_test_servers::node();
+        let copy = dir.join("jwt_verify.mjs");
+        std::fs::copy(&script, &copy).expect("copy the script");
+        let out = Command::new("node")
+            .arg(&copy)
+            .args(&args)
+            .output()
+            .expect("run node");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "jwt_verify.mjs failed:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    })
+    .await
+    .expect("node task")
 }
 
 /// Runs a script of `tests/interop` with the venv's Python, off the runtime's thread (the server
@@ -93,21 +121,20 @@ async fn an_authlib_client_refreshes_introspects_and_revokes() {
 }
 
 #[tokio::test]
-async fn pyjwt_verifies_every_signing_algorithm_through_the_jwks() {
+async fn pyjwt_and_jose_verify_every_signing_algorithm_through_the_jwks() {
     for alg in [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256] {
         let (o, base) = spawn(alg).await;
         let t = o.session("alice", BACKEND).await;
-        let out = python(
-            "jwt_verify.py",
-            vec![
-                format!("{base}/.well-known/jwks.json"),
-                base,
-                o.app.settings.audience.clone(),
-                t.access,
-            ],
-            String::new(),
-        )
-        .await;
-        assert!(out.starts_with(&format!("{alg} ")), "{alg}: {out}");
+        let args = vec![
+            format!("{base}/.well-known/jwks.json"),
+            base,
+            o.app.settings.audience.clone(),
+            t.access,
+        ];
+        let expected = format!("{alg} {}", t.user_id);
+        let out = python("jwt_verify.py", args.clone(), String::new()).await;
+        assert_eq!(out.trim(), expected, "PyJWT, {alg}");
+        let out = node(args).await;
+        assert_eq!(out.trim(), expected, "jose, {alg}");
     }
 }
