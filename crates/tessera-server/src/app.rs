@@ -49,7 +49,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The router with every route and layer. Pure: used by the server and by tests.
 pub fn build_router(state: AppState) -> Router {
     let timeout = state.settings.request_timeout;
-    Router::new()
+    let metrics_here = state.settings.metrics_listen.is_none();
+    let tracked = state.clone();
+    let mut router = Router::new();
+    if metrics_here {
+        router = router.merge(routes::health::metrics_router());
+    }
+    router
         .merge(routes::users::router())
         .merge(routes::auth::router())
         .merge(routes::sessions::router())
@@ -59,6 +65,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(routes::health::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(tracked, crate::metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(axum::middleware::map_response(json_errors))
@@ -121,6 +128,7 @@ async fn json_errors(response: Response) -> Response {
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     database: SqlDatabase,
     _data_dir: DataDir,
@@ -142,8 +150,17 @@ impl Application {
         let listener = TcpListener::bind(state.settings.listen)
             .await
             .with_context(|| format!("while binding {}", state.settings.listen))?;
+        let metrics_listener = match state.settings.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("while binding metrics_listen {addr}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             database,
             _data_dir: data_dir,
@@ -155,6 +172,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The bound address of the separate metrics listener, if one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The shared state.
@@ -175,14 +199,23 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application {
             listener,
+            metrics_listener,
             state,
             database,
             _data_dir,
         } = self;
-        let tasks = [
+        let mut tasks = vec![
             tokio::spawn(tail_revocations(state.clone())),
             tokio::spawn(purge_expired(state.clone())),
         ];
+        if let Some(metrics_listener) = metrics_listener {
+            let app = routes::health::metrics_router().with_state(state.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(metrics_listener, app).await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            }));
+        }
         let app = build_router(state).into_make_service_with_connect_info::<SocketAddr>();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut server = tokio::spawn(async move {
@@ -257,6 +290,7 @@ pub async fn build_state(
     let users = database.users();
     let sessions = stores::session_store(&settings, &database, keep).await?;
     let clients = crate::clients::Clients::from_settings(&settings);
+    let metrics = crate::metrics::Metrics::default();
     let state = AppState::new(Inner {
         clients,
         settings,
@@ -265,7 +299,8 @@ pub async fn build_state(
         keys,
         refresh_keys,
         revocations: RevocationCache::default(),
-        passwords: PasswordPool::new(hasher, concurrency),
+        passwords: PasswordPool::new(hasher, concurrency, Arc::clone(&metrics.hash_queue)),
+        metrics,
         clock,
         rules,
         policy,

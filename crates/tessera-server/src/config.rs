@@ -151,6 +151,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Log filter (`info`, `tessera=debug`, …); `RUST_LOG` wins when set.
     pub log_level: String,
+    /// Serve `/metrics` on this address instead of the main listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// OAuth 2.0 clients besides the first-party one (`client_id`), for `/oauth/*`.
     pub clients: Vec<ClientConfig>,
 }
@@ -213,6 +215,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(10),
             log_format: LogFormat::Auto,
             log_level: "info".into(),
+            metrics_listen: None,
             clients: Vec::new(),
         }
     }

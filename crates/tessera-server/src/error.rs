@@ -21,6 +21,7 @@ pub struct ApiError {
     description: String,
     reason: Option<&'static str>,
     headers: Vec<(header::HeaderName, HeaderValue)>,
+    store_fault: bool,
 }
 
 impl ApiError {
@@ -32,6 +33,7 @@ impl ApiError {
             description: description.into(),
             reason: None,
             headers: Vec::new(),
+            store_fault: false,
         }
     }
 
@@ -138,12 +140,14 @@ impl ApiError {
 
     /// 503 `temporarily_unavailable` with `Retry-After`: retry, nothing was decided.
     pub fn unavailable() -> Self {
-        Self::new(
+        let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
             "the token store is unavailable; nothing was changed, retry shortly",
         )
-        .header(header::RETRY_AFTER, "1")
+        .header(header::RETRY_AFTER, "1");
+        e.store_fault = true;
+        e
     }
 
     /// 500 `server_error`, with an opaque body; the cause is logged, never sent.
@@ -222,6 +226,11 @@ impl IntoResponse for ApiError {
             body["reason"] = reason.into();
         }
         let mut response = (self.status, Json(body)).into_response();
+        if self.store_fault {
+            response
+                .extensions_mut()
+                .insert(crate::metrics::StoreUnavailable);
+        }
         let headers = response.headers_mut();
         for (name, value) in self.headers {
             headers.insert(name, value);

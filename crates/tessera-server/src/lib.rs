@@ -13,7 +13,7 @@
 //! - [`passwords`]: argon2id on a bounded blocking pool.
 //! - [`throttle`]: login throttling per account and per client address.
 //! - [`users_cache`]: user rows reused for a second on the refresh path.
-//! - [`error`], [`extract`], [`audit`], [`telemetry`]: the edges.
+//! - [`error`], [`extract`], [`audit`], [`telemetry`], [`metrics`]: the edges.
 #![warn(missing_docs)]
 
 pub mod app;
@@ -24,6 +24,7 @@ pub mod datadir;
 pub mod error;
 pub mod extract;
 pub mod flows;
+pub mod metrics;
 pub mod passwords;
 pub mod revocations;
 pub mod routes;

@@ -7,6 +7,7 @@
 //! gets every cycle they leave (BENCHMARKS.md measures both). The threads are the pool's own, so
 //! their priority touches nothing else (Tokio's blocking pool also resolves host names).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -21,11 +22,13 @@ type Job = Box<dyn FnOnce(&PasswordHasher) + Send>;
 #[derive(Debug, Clone)]
 pub struct PasswordPool {
     jobs: mpsc::Sender<Job>,
+    /// Jobs queued or running (the `tessera_password_hash_queue` gauge).
+    depth: Arc<AtomicI64>,
 }
 
 impl PasswordPool {
-    /// A pool of `concurrency` hashing threads.
-    pub fn new(hasher: PasswordHasher, concurrency: usize) -> Self {
+    /// A pool of `concurrency` hashing threads; `depth` counts the jobs queued or running.
+    pub fn new(hasher: PasswordHasher, concurrency: usize, depth: Arc<AtomicI64>) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let hasher = Arc::new(hasher);
@@ -48,7 +51,7 @@ impl PasswordPool {
                 tracing::error!(error = %e, "could not start a password hashing thread");
             }
         }
-        Self { jobs }
+        Self { jobs, depth }
     }
 
     async fn run<T: Send + 'static>(
@@ -57,12 +60,17 @@ impl PasswordPool {
     ) -> Result<T, ApiError> {
         let (done, result) = oneshot::channel();
         let span = tracing::Span::current();
+        let depth = Arc::clone(&self.depth);
+        depth.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move |hasher| {
-            let _ = done.send(span.in_scope(|| work(hasher)));
+            let outcome = span.in_scope(|| work(hasher));
+            depth.fetch_sub(1, Ordering::Relaxed);
+            let _ = done.send(outcome);
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| ApiError::internal(&"the password hashing threads are gone"))?;
+        self.jobs.send(job).map_err(|_| {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            ApiError::internal(&"the password hashing threads are gone")
+        })?;
         result
             .await
             .map_err(|_| ApiError::internal(&"a password hashing thread failed"))

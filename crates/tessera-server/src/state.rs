@@ -62,6 +62,8 @@ pub struct Inner {
     pub throttle: crate::throttle::LoginThrottle,
     /// OAuth 2.0 clients.
     pub clients: crate::clients::Clients,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Deref for AppState {
@@ -195,6 +197,19 @@ impl AppState {
             .await?;
         self.revocations.apply(&[entry]);
         Ok(())
+    }
+
+    /// Records a security event: one audit log line, and its metric.
+    pub fn audit(
+        &self,
+        kind: &'static str,
+        user: Option<&str>,
+        sid: Option<&tessera_core::ids::SessionId>,
+        client: &crate::audit::ClientMeta,
+        outcome: &str,
+    ) {
+        crate::audit::event(kind, user, sid, client, outcome);
+        self.metrics.event(kind, outcome);
     }
 
     /// Whether `presented` is the admin API key (constant-time comparison of SHA-256 digests).

@@ -5,7 +5,7 @@ use tessera_core::session::RevokeReason;
 use tessera_core::session::{ClientInfo, Session};
 use tessera_store::{NewUser, SessionSelector, User};
 
-use crate::audit::{self, ClientMeta};
+use crate::audit::ClientMeta;
 use crate::error::ApiError;
 use crate::state::{AppState, Issued};
 
@@ -100,7 +100,7 @@ pub async fn login(
     let attempt = match state.throttle.begin(username, state.now()) {
         Ok(attempt) => attempt,
         Err(wait) => {
-            audit::event("login_throttled", None, None, client, "too_many_requests");
+            state.audit("login_throttled", None, None, client, "too_many_requests");
             return Err(ApiError::too_many_requests(wait));
         }
     };
@@ -117,7 +117,7 @@ pub async fn login(
                 Some(_) => "wrong_password",
                 None => "unknown_user",
             };
-            audit::event(
+            state.audit(
                 "login_failed",
                 user.as_ref().map(|u| u.id.as_str()),
                 None,
@@ -145,7 +145,7 @@ pub async fn login(
         }
     }
     let Some(issued) = start_session(state, &user, client_id, client).await? else {
-        audit::event(
+        state.audit(
             "login_failed",
             Some(user.id.as_str()),
             None,
@@ -154,7 +154,7 @@ pub async fn login(
         );
         return Err(ApiError::invalid_credentials());
     };
-    audit::event(
+    state.audit(
         "login",
         Some(user.id.as_str()),
         Some(&issued.claims.sid),

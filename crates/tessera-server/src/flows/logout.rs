@@ -13,7 +13,7 @@ use tessera_core::session::RevokeReason;
 use tessera_core::validity::Subject;
 use tessera_store::SessionSelector;
 
-use crate::audit::{self, ClientMeta};
+use crate::audit::ClientMeta;
 use crate::error::ApiError;
 use crate::flows::users;
 use crate::state::AppState;
@@ -164,7 +164,7 @@ pub async fn logout(
                     state.deny(claims).await?;
                 }
             }
-            audit::event(
+            state.audit(
                 "logout",
                 Some(id.user_id.as_str()),
                 Some(&id.sid),
@@ -201,7 +201,7 @@ pub async fn logout(
                     ended
                 }
             };
-            audit::event(
+            state.audit(
                 "logout",
                 Some(id.user_id.as_str()),
                 Some(&id.sid),
@@ -265,7 +265,7 @@ pub async fn revoke_refresh(
         )
         .await?;
     state.revocations.apply(&entries);
-    audit::event(
+    state.audit(
         "token_revoked",
         Some(session.user_id.as_str()),
         Some(&session.id),
@@ -291,7 +291,7 @@ pub async fn revoke_access(
         return Ok(Revoked::Unknown); // dead by itself: nothing to store
     }
     state.deny(claims).await?;
-    audit::event(
+    state.audit(
         "token_revoked",
         Some(&claims.sub),
         Some(&claims.sid),

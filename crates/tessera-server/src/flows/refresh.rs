@@ -10,7 +10,7 @@ use tessera_core::refresh::RefreshToken;
 use tessera_core::session::{RevokeReason, Session};
 use tessera_store::{SessionSelector, User};
 
-use crate::audit::{self, ClientMeta};
+use crate::audit::ClientMeta;
 use crate::error::ApiError;
 use crate::state::{AppState, Issued};
 
@@ -71,7 +71,7 @@ pub async fn refresh(
     client: &ClientMeta,
 ) -> Result<(Issued, Decision), RefreshError> {
     let token = RefreshToken::parse(refresh_token)
-        .map_err(|_| refused(Refusal::Invalid, None, None, client))?;
+        .map_err(|_| refused(state, Refusal::Invalid, None, None, client))?;
     // A store that answers reads from a cache (tiered) may hand out a copy that is behind. Such
     // a copy decides a rotation alone (the compare-and-set in the source of truth confirms it);
     // every other verdict is taken again on the source's own state.
@@ -98,13 +98,14 @@ pub async fn refresh(
                 from_source = true;
                 continue;
             }
-            return Err(refused(Refusal::Invalid, None, None, client));
+            return Err(refused(state, Refusal::Invalid, None, None, client));
         };
         // Another client's refresh token is refused before anything is decided on it: the wrong
         // client cannot use it, nor burn it (which would look like reuse to its owner). The
         // answer is the one for an invalid token (no oracle).
         if !refresher.may_refresh(state, &session.client.client_id) {
             return Err(refused(
+                state,
                 Refusal::Invalid,
                 Some(user.id.as_str()),
                 Some(&session.id),
@@ -142,9 +143,9 @@ pub async fn refresh(
                     )
                     .await?;
                 state.revocations.apply(&entries);
-                return Err(refused(Refusal::Reuse, who.0, who.1, client));
+                return Err(refused(state, Refusal::Reuse, who.0, who.1, client));
             }
-            Err(other) => return Err(refused(other, who.0, who.1, client)),
+            Err(other) => return Err(refused(state, other, who.0, who.1, client)),
         };
         // Seed 000 sends the old access token along: it must name this very session.
         let old_access = match access_token {
@@ -188,7 +189,7 @@ pub async fn refresh(
             }
             Decision::GraceRetry => state.issue(&session, &user, now)?,
         };
-        audit::event("refresh", who.0, who.1, client, decision.outcome());
+        state.audit("refresh", who.0, who.1, client, decision.outcome());
         return Ok((issued, decision));
     }
     Err(RefreshError::Api(ApiError::unavailable()))
@@ -233,6 +234,7 @@ pub async fn inspect(
 }
 
 fn refused(
+    state: &AppState,
     refusal: Refusal,
     user: Option<&str>,
     sid: Option<&SessionId>,
@@ -243,6 +245,6 @@ fn refused(
     } else {
         "refresh_refused"
     };
-    audit::event(kind, user, sid, client, refusal.outcome());
+    state.audit(kind, user, sid, client, refusal.outcome());
     RefreshError::Refused(refusal)
 }

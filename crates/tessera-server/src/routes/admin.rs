@@ -16,7 +16,7 @@ use tessera_core::ids::{SessionId, UserId};
 use tessera_core::session::RevokeReason;
 use tessera_store::SessionSelector;
 
-use crate::audit::{self, ClientMeta};
+use crate::audit::ClientMeta;
 use crate::error::ApiError;
 use crate::extract::{bearer, ApiJson};
 use crate::flows::{login, users};
@@ -67,6 +67,7 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 fn log(
+    state: &AppState,
     kind: &'static str,
     admin: &Admin,
     user: Option<&UserId>,
@@ -74,7 +75,7 @@ fn log(
     client: &ClientMeta,
 ) {
     let outcome = format!("by {}", admin.0);
-    audit::event(kind, user.map(UserId::as_str), sid, client, &outcome);
+    state.audit(kind, user.map(UserId::as_str), sid, client, &outcome);
 }
 
 #[derive(Deserialize)]
@@ -119,7 +120,14 @@ async fn create_user(
     ApiJson(req): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let user = login::create_user(&state, &req.username, req.password, req.roles).await?;
-    log("user_created", &admin, Some(&user.id), None, &client);
+    log(
+        &state,
+        "user_created",
+        &admin,
+        Some(&user.id),
+        None,
+        &client,
+    );
     Ok((StatusCode::CREATED, Json(user_json(&user))))
 }
 
@@ -147,7 +155,14 @@ async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     let user = users::resolve(&state, &key).await?;
     users::delete(&state, &user).await?;
-    log("user_deleted", &admin, Some(&user.id), None, &client);
+    log(
+        &state,
+        "user_deleted",
+        &admin,
+        Some(&user.id),
+        None,
+        &client,
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,7 +174,14 @@ async fn block(
 ) -> Result<Json<Value>, ApiError> {
     let user = users::resolve(&state, &key).await?;
     let ended = users::block(&state, &user).await?;
-    log("user_blocked", &admin, Some(&user.id), None, &client);
+    log(
+        &state,
+        "user_blocked",
+        &admin,
+        Some(&user.id),
+        None,
+        &client,
+    );
     Ok(Json(json!({ "blocked": true, "sessions_ended": ended })))
 }
 
@@ -171,7 +193,14 @@ async fn unblock(
 ) -> Result<Json<Value>, ApiError> {
     let user = users::resolve(&state, &key).await?;
     users::unblock(&state, &user).await?;
-    log("user_unblocked", &admin, Some(&user.id), None, &client);
+    log(
+        &state,
+        "user_unblocked",
+        &admin,
+        Some(&user.id),
+        None,
+        &client,
+    );
     Ok(Json(json!({ "blocked": false })))
 }
 
@@ -183,7 +212,14 @@ async fn force_logout(
 ) -> Result<Json<Value>, ApiError> {
     let user = users::resolve(&state, &key).await?;
     let ended = users::force_logout(&state, &user).await?;
-    log("forced_logout", &admin, Some(&user.id), None, &client);
+    log(
+        &state,
+        "forced_logout",
+        &admin,
+        Some(&user.id),
+        None,
+        &client,
+    );
     Ok(Json(json!({ "sessions_ended": ended })))
 }
 
@@ -224,6 +260,7 @@ async fn end_session(
         .await?;
     state.revocations.apply(&entries);
     log(
+        &state,
         "session_ended",
         &admin,
         Some(&session.user_id),
@@ -284,6 +321,7 @@ async fn mint_session(
         ));
     };
     log(
+        &state,
         "session_minted",
         &admin,
         Some(&user.id),

@@ -1,4 +1,4 @@
-//! `/healthz`, `/readyz` and `/.well-known/jwks.json`.
+//! `/healthz`, `/readyz`, `/metrics` and `/.well-known/jwks.json`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -15,6 +15,22 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
+}
+
+/// `/metrics`: on the main listener, or alone on `metrics_listen` when that is set.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// Prometheus metrics in the OpenMetrics text format.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(&state),
+    )
 }
 
 /// The process is up.

@@ -85,7 +85,12 @@ pub fn refresh_answer(
         Err(RefreshError::AccessTokenMismatch) => Err(ApiError::invalid_request(
             "the access token does not belong to the refresh token's session",
         )),
-        Err(RefreshError::Api(e)) => Err(e),
+        Err(RefreshError::Api(e)) => {
+            if e.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+                state.metrics.refresh_unavailable();
+            }
+            Err(e)
+        }
     }
 }
 

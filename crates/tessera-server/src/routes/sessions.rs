@@ -9,7 +9,7 @@ use tessera_core::ids::{SessionId, UserId};
 use tessera_core::session::{RevokeReason, Session};
 use tessera_store::SessionSelector;
 
-use crate::audit::{self, ClientMeta};
+use crate::audit::ClientMeta;
 use crate::error::ApiError;
 use crate::extract::Bearer;
 use crate::routes::rfc3339;
@@ -82,7 +82,7 @@ async fn end(
         )
         .await?;
     state.revocations.apply(&entries);
-    audit::event(
+    state.audit(
         "session_ended",
         Some(user_id.as_str()),
         Some(&sid),

@@ -7,6 +7,7 @@ mod faults;
 mod flows;
 mod forged;
 mod interop;
+mod metrics;
 mod oauth;
 mod oauth_property;
 mod refresh;
