@@ -191,6 +191,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if *id == settings.client_id || settings.clients.iter().any(|c| c.id == *id) {
                 anyhow::bail!("the client {id:?} already exists in the configuration");
             }
+            if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+                anyhow::bail!("a client id must be 1 to 128 printable characters");
+            }
             let secret = (!public).then(tessera_server::clients::new_secret);
             let entry = tessera_server::config::ClientConfig {
                 id: id.clone(),

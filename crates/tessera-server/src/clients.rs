@@ -31,13 +31,22 @@ impl Client {
     }
 }
 
-/// What a request presented to identify its client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a request presented to identify its client. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The claimed `client_id`.
     pub id: String,
     /// The secret, if one was sent.
     pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("id", &self.id)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// Why a client could not be authenticated: every case answers `invalid_client` alike.

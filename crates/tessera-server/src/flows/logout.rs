@@ -81,7 +81,13 @@ async fn identify(
                     .refresh_keys
                     .get(&session.key_id)
                     .is_some_and(|key| token.tag_matches(key, &session.nonce));
-                if authentic {
+                // Rule: without client authentication, a refresh token of a confidential
+                // client's session is no credential here (its client revokes it at
+                // /oauth/revoke), as it cannot be refreshed here either.
+                let usable_here = state
+                    .clients
+                    .refreshes_unauthenticated(&session.client.client_id);
+                if authentic && usable_here {
                     let standing = state
                         .users
                         .user_by_id(&session.user_id)
@@ -249,7 +255,8 @@ pub async fn revoke_refresh(
         .refresh_keys
         .get(&session.key_id)
         .is_some_and(|key| token.tag_matches(key, &session.nonce));
-    if !authentic {
+    // A session already over (revoked or expired) has nothing left to revoke, whoever asks.
+    if !authentic || session.revoked.is_some() || session.expires_at() <= state.now() {
         return Ok(Revoked::Unknown);
     }
     if session.client.client_id != client_id {
@@ -283,12 +290,12 @@ pub async fn revoke_access(
     client_id: &str,
     client: &ClientMeta,
 ) -> Result<Revoked, ApiError> {
-    if claims.client_id != client_id {
-        return Ok(Revoked::OtherClient);
-    }
     let leeway = i64::try_from(state.rules.leeway.as_secs()).unwrap_or(i64::MAX);
     if claims.exp.saturating_add(leeway) < state.now().as_secs() {
-        return Ok(Revoked::Unknown); // dead by itself: nothing to store
+        return Ok(Revoked::Unknown); // dead by itself: nothing to store, whoever asks
+    }
+    if claims.client_id != client_id {
+        return Ok(Revoked::OtherClient);
     }
     state.deny(claims).await?;
     state.audit(

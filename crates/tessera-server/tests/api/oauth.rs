@@ -622,12 +622,25 @@ async fn c5_a_revocation_the_store_did_not_take_is_503_never_200() {
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()["retry-after"], "1");
     }
+    let r = o.refresh(&t.refresh).await;
+    assert_error(
+        r,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+    )
+    .await;
     holder.execute("rollback").await.expect("unlock");
     drop(holder);
     assert_eq!(
         o.app.verify(&t.access).await,
         StatusCode::OK,
         "nothing revoked"
+    );
+    let r = o.refresh(&t.refresh).await;
+    assert_eq!(
+        r.headers()["tessera-refresh-outcome"],
+        "rotated",
+        "nothing consumed by the failed refresh"
     );
     assert_eq!(o.revoke(&t.refresh).await.status(), StatusCode::OK);
     assert_eq!(o.app.verify(&t.access).await, StatusCode::UNAUTHORIZED);
@@ -666,6 +679,59 @@ async fn c6_introspection_needs_an_authenticated_allowed_client() {
     )
     .await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // client_secret_post works as well as Basic.
+    let r = send(post().form(&[
+        ("token", t.access.as_str()),
+        ("client_id", BACKEND),
+        ("client_secret", o.secret.as_str()),
+    ]))
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json_body(r).await["active"], true);
+}
+
+#[tokio::test]
+async fn the_json_logout_takes_no_confidential_clients_refresh_token() {
+    let o = spawn_oauth_app().await;
+    let t = o.session("alice", BACKEND).await;
+    // Without the client's secret the token is no credential: nothing ends.
+    let r = o
+        .app
+        .post_json("/v1/auth/logout", &json!({ "refresh_token": t.refresh }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json_body(r).await["sessions_ended"], 0);
+    let r = o
+        .app
+        .post_json(
+            "/v1/auth/logout-all",
+            &json!({ "refresh_token": t.refresh }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(o.app.verify(&t.access).await, StatusCode::OK);
+    assert_eq!(o.refresh(&t.refresh).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn revoking_another_clients_dead_token_is_a_200_like_any_dead_token() {
+    let o = spawn_oauth_app().await;
+    let theirs = o.session("alice", OTHER).await;
+    o.app.clock.advance(Duration::from_secs(300 + 31));
+    assert_eq!(o.revoke(&theirs.access).await.status(), StatusCode::OK);
+    let r = send(
+        o.app
+            .request(Method::POST, "/oauth/revoke")
+            .basic_auth(OTHER, Some(&o.other_secret))
+            .form(&[("token", theirs.refresh.as_str())]),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        o.revoke(&theirs.refresh).await.status(),
+        StatusCode::OK,
+        "already revoked"
+    );
 }
 
 #[tokio::test]
@@ -704,11 +770,15 @@ async fn c7_inactive_tokens_say_nothing_more() {
     for token in ["garbage", forged.as_str(), theirs.refresh.as_str()] {
         assert_eq!(o.introspect(token).await, inactive, "{token}");
     }
-    // A rotated refresh token (not the current one) is inactive; the successor is active.
+    // A rotated refresh token (not the current one) is inactive, and looking at it after the
+    // grace window is no replay: the successor stays active and still rotates.
     let next = json_body(o.refresh(&t.refresh).await).await;
+    o.app.clock.advance(Duration::from_secs(6));
     assert_eq!(o.introspect(&t.refresh).await, inactive);
     let next_refresh = next["refresh_token"].as_str().expect("rt");
     assert_eq!(o.introspect(next_refresh).await["active"], true);
+    let next = json_body(o.refresh(next_refresh).await).await;
+    let next_refresh = next["refresh_token"].as_str().expect("rt");
     // Blocked user: every token inactive at once.
     let r = o
         .app

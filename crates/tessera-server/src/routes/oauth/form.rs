@@ -21,19 +21,18 @@ impl OAuthForm {
     /// Parses a body. A repeated parameter is an `invalid_request`.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         let mut fields = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
         for (name, value) in form_urlencoded::parse(body) {
-            // RFC 6749 §3.1: "Parameters sent without a value MUST be treated as if they were
-            // omitted from the request."
-            if value.is_empty() {
-                continue;
-            }
-            if fields
-                .insert(name.to_string(), value.into_owned())
-                .is_some()
-            {
+            // RFC 6749 §3.1: "Request and response parameters MUST NOT be included more than
+            // once", empty or not.
+            if !seen.insert(name.clone()) {
                 return Err(ApiError::invalid_request(format!(
                     "the parameter {name:?} is repeated"
                 )));
+            }
+            // §3.1: "Parameters sent without a value MUST be treated as if they were omitted."
+            if !value.is_empty() {
+                fields.insert(name.into_owned(), value.into_owned());
             }
         }
         Ok(Self(fields))
@@ -225,6 +224,8 @@ mod tests {
         assert_eq!(f.get("refresh_token"), Some("a+b c"));
         assert!(f.require("token").is_err());
         let err = OAuthForm::parse(b"token=a&token=b").expect_err("repeated");
+        assert_eq!(err.code(), "invalid_request");
+        let err = OAuthForm::parse(b"token=&token=b").expect_err("repeated, once empty");
         assert_eq!(err.code(), "invalid_request");
     }
 
