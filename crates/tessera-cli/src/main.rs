@@ -53,6 +53,9 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Check the configuration and every configured store, and say what to fix. Read-only;
+    /// exits non-zero when something is wrong.
+    Doctor,
     /// OAuth 2.0 clients (for /oauth/token, /oauth/revoke, /oauth/introspect).
     Client {
         #[command(subcommand)]
@@ -207,6 +210,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some((secret, _)) = secret {
                 eprintln!("client secret of {id:?} (shown only now; give it to the client):");
                 eprintln!("{secret}");
+            }
+            Ok(())
+        }
+        Command::Doctor => {
+            let settings = match settings(&cli, None) {
+                Ok(settings) => settings,
+                Err(e) => {
+                    println!("FAIL  {:<26} {e:#}", "configuration");
+                    anyhow::bail!("the configuration is invalid");
+                }
+            };
+            telemetry::init(settings.log_format, "error");
+            let report = tessera_server::doctor::run(&settings).await;
+            print!("{report}");
+            if report.failed() {
+                anyhow::bail!("doctor found problems");
             }
             Ok(())
         }

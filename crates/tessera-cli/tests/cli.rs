@@ -295,3 +295,99 @@ async fn client_create_prints_an_entry_that_works_once_configured() {
     assert_eq!(refresh("not-the-secret".into()).await, 401);
     assert_eq!(refresh(secret).await, 200);
 }
+
+/// `tessera doctor` in `dir` with extra environment variables: exit status and report.
+fn doctor(dir: &std::path::Path, env: &[(&str, &str)]) -> (bool, String) {
+    let out = tessera(dir)
+        .envs(env.iter().copied())
+        .arg("doctor")
+        .output()
+        .expect("run");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn doctor_passes_a_sound_setup_and_names_what_is_wrong() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (ok, report) = doctor(dir.path(), &[]);
+    assert!(ok, "a fresh setup is fine (warnings only): {report}");
+    // Keys made by a first use of the data directory.
+    let out = tessera(dir.path())
+        .args(["user", "list"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let (ok, report) = doctor(dir.path(), &[]);
+    assert!(ok && !report.contains("FAIL"), "{report}");
+    assert!(report.contains("ok    keys"), "{report}");
+
+    // A key file others can read.
+    let keys = dir.path().join("data/keys.json");
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (ok, report) = doctor(dir.path(), &[]);
+    assert!(!ok, "{report}");
+    assert!(
+        report.contains("FAIL  keys") && report.contains("chmod 600"),
+        "{report}"
+    );
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    // A database nobody answers at.
+    let (ok, report) = doctor(
+        dir.path(),
+        &[
+            ("TESSERA_DATABASE_URL", "postgres://127.0.0.1:1/nothing"),
+            ("TESSERA_DATABASE_TIMEOUT", "1s"),
+        ],
+    );
+    assert!(!ok, "{report}");
+    assert!(
+        report.contains("FAIL  database") && report.contains("unreachable"),
+        "{report}"
+    );
+
+    // A Redis that may evict Tessera's keys, and one that is not there at all.
+    let redis = tessera_test_servers::RedisServer::start(&["--maxmemory-policy", "allkeys-lru"]);
+    let url = redis.url();
+    let (ok, report) = doctor(
+        dir.path(),
+        &[
+            ("TESSERA_SESSION_STORE", "redis"),
+            ("TESSERA_REDIS_URL", &url),
+        ],
+    );
+    assert!(!ok, "{report}");
+    assert!(
+        report.contains("maxmemory-policy is allkeys-lru") && report.contains("noeviction"),
+        "{report}"
+    );
+    assert!(report.contains("persistence: AOF off"), "{report}");
+    redis
+        .cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        .expect("config set");
+    let (ok, report) = doctor(
+        dir.path(),
+        &[
+            ("TESSERA_SESSION_STORE", "redis"),
+            ("TESSERA_REDIS_URL", &url),
+        ],
+    );
+    assert!(ok, "{report}");
+    drop(redis);
+    let (ok, report) = doctor(
+        dir.path(),
+        &[
+            ("TESSERA_SESSION_STORE", "redis"),
+            ("TESSERA_REDIS_URL", &url),
+        ],
+    );
+    assert!(!ok && report.contains("FAIL  redis"), "{report}");
+}

@@ -163,6 +163,22 @@ struct KeyFile {
     refresh: Vec<RefreshKey>,
 }
 
+/// The key file of the data directory at `dir`, read without creating or locking anything (for
+/// `tessera doctor`): `Ok(None)` when there is none yet, else the numbers of signing and refresh
+/// keys. A key file others can read, or that does not parse, is an error saying what to do.
+pub fn inspect_keys(dir: &Path) -> anyhow::Result<Option<(usize, usize)>> {
+    let path = dir.join("keys.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    check_permissions(&path)?;
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("while reading {}", path.display()))?;
+    let file = serde_json::from_str::<KeyFile>(&text)
+        .with_context(|| format!("while parsing {}", path.display()))?;
+    Ok(Some((file.signing.len(), file.refresh.len())))
+}
+
 /// Refuses a key file that others can read: the keys would no longer be secret.
 fn check_permissions(path: &Path) -> anyhow::Result<()> {
     let mode = fs::metadata(path)?.permissions().mode();

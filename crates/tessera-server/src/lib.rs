@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: layered settings (defaults, `tessera.toml`, `TESSERA_*`, flags).
 //! - [`datadir`]: the data directory, its lock, and the key file.
+//! - [`doctor`]: the checks of `tessera doctor`.
 //! - [`stores`]: opening the SQL database and the session store the settings name.
 //! - [`app`]: building the state and router, running with graceful shutdown.
 //! - [`state`]: shared state; issuing tokens; authenticating bearer tokens.
@@ -21,6 +22,7 @@ pub mod audit;
 pub mod clients;
 pub mod config;
 pub mod datadir;
+pub mod doctor;
 pub mod error;
 pub mod extract;
 pub mod flows;

@@ -74,6 +74,25 @@ impl SqlDatabase {
         })
     }
 
+    /// Versions of the migrations not yet applied (SQLite applies its own at open: none).
+    pub async fn pending_migrations(&self) -> anyhow::Result<Vec<i64>> {
+        Ok(match self {
+            SqlDatabase::Sqlite(_) => Vec::new(),
+            SqlDatabase::Postgres(db) => db.pending_migrations().await?,
+            SqlDatabase::MySql(db) => db.pending_migrations().await?,
+        })
+    }
+
+    /// The database server's clock in milliseconds since the epoch; `None` for SQLite, which
+    /// runs on this machine's clock.
+    pub async fn server_time_ms(&self) -> anyhow::Result<Option<i64>> {
+        Ok(match self {
+            SqlDatabase::Sqlite(_) => None,
+            SqlDatabase::Postgres(db) => Some(db.server_time_ms().await?),
+            SqlDatabase::MySql(db) => Some(db.server_time_ms().await?),
+        })
+    }
+
     /// The database as the user store.
     pub fn users(&self) -> Arc<dyn UserStore> {
         match self {

@@ -431,3 +431,65 @@ async fn config_get(
         .cloned()
         .ok_or_else(|| StoreError::Backend("empty CONFIG GET reply".into()))
 }
+
+/// What `tessera doctor` reads off one Redis node (each master of a cluster).
+#[derive(Debug, Clone)]
+pub struct NodeFacts {
+    /// The node's URL.
+    pub node: String,
+    /// `maxmemory-policy` (anything but `noeviction` can silently un-revoke tokens).
+    pub maxmemory_policy: String,
+    /// `appendonly` (`yes`: the AOF persists every write).
+    pub appendonly: String,
+    /// `save` (RDB snapshot schedule; empty: none).
+    pub save: String,
+    /// The node's clock (`TIME`), milliseconds since the epoch.
+    pub time_ms: i64,
+}
+
+/// Reads the settings that matter to Tessera off every node `options` names (the masters of a
+/// cluster), without touching any key.
+pub async fn inspect(options: &RedisOptions) -> Result<Vec<NodeFacts>, StoreError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca_pem = match &options.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            StoreError::Backend(
+                format!("cannot read the redis CA file {}: {e}", path.display()).into(),
+            )
+        })?),
+        None => None,
+    };
+    let ca = ca_pem.as_deref();
+    let mut nodes: Vec<String> = options
+        .url
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let Some(seed) = nodes.first().cloned() else {
+        return Err(StoreError::Backend("no redis URL given".into()));
+    };
+    let cluster = nodes.len() > 1
+        || is_cluster_node(&seed, ca, options.timeout)
+            .await
+            .unwrap_or(false);
+    if cluster {
+        nodes = cluster_masters(&seed, ca, options.timeout).await?;
+    }
+    let mut facts = Vec::new();
+    for node in nodes {
+        let mut c = plain(&node, ca, options.timeout).await?;
+        let (secs, micros): (i64, i64) = redis::cmd("TIME")
+            .query_async(&mut c)
+            .await
+            .map_err(map_err)?;
+        facts.push(NodeFacts {
+            maxmemory_policy: config_get(&node, ca, "maxmemory-policy", options.timeout).await?,
+            appendonly: config_get(&node, ca, "appendonly", options.timeout).await?,
+            save: config_get(&node, ca, "save", options.timeout).await?,
+            time_ms: secs * 1000 + micros / 1000,
+            node,
+        });
+    }
+    Ok(facts)
+}

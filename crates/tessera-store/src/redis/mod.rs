@@ -32,7 +32,7 @@ use tessera_core::revocation::RevocationEntry;
 use tessera_core::session::{ClientInfo, RevokeReason, Session, SessionRevocation};
 use tessera_core::Timestamp;
 
-pub use conn::{RedisOptions, RedisStore};
+pub use conn::{inspect, NodeFacts, RedisOptions, RedisStore};
 
 use crate::{RevocationBatch, SessionSelector, SessionStore, StoreError};
 

@@ -96,6 +96,16 @@ impl SqlStore {
         Ok(pending)
     }
 
+    /// The database server's clock, milliseconds since the epoch (for the clock-skew check).
+    pub async fn server_time_ms(&self) -> Result<i64, StoreError> {
+        let sql = match DIALECT {
+            Dialect::Postgres => "select (extract(epoch from clock_timestamp()) * 1000)::bigint",
+            Dialect::MySql => "select cast(unix_timestamp(now(3)) * 1000 as signed)",
+        };
+        self.timed(sqlx::query_scalar::<Db, i64>(sql).fetch_one(&self.pool))
+            .await
+    }
+
     /// Versions of the migrations this build has and the database has not applied yet.
     pub async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
         // A database without the bookkeeping table has applied nothing.
