@@ -56,6 +56,18 @@ enum Command {
     /// Check the configuration and every configured store, and say what to fix. Read-only;
     /// exits non-zero when something is wrong.
     Doctor,
+    /// Copy the embedded database and the keys into a directory, consistently, while the
+    /// server runs.
+    Backup {
+        /// The backup directory (created; must not hold a backup yet).
+        dir: PathBuf,
+    },
+    /// Put a backup back into the data directory (stop the server first). The files it
+    /// replaces are moved into `before-restore-<time>/` in the data directory.
+    Restore {
+        /// The backup directory.
+        dir: PathBuf,
+    },
     /// OAuth 2.0 clients (for /oauth/token, /oauth/revoke, /oauth/introspect).
     Client {
         #[command(subcommand)]
@@ -210,6 +222,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some((secret, _)) = secret {
                 eprintln!("client secret of {id:?} (shown only now; give it to the client):");
                 eprintln!("{secret}");
+            }
+            Ok(())
+        }
+        Command::Backup { dir } => {
+            let settings = settings(&cli, None)?;
+            telemetry::init(settings.log_format, "warn");
+            let done = tessera_server::backup::backup(&settings, dir).await?;
+            println!(
+                "backed up {} session(s), {} bytes, and the keys into {}",
+                done.sessions,
+                done.bytes,
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Restore { dir } => {
+            let settings = settings(&cli, None)?;
+            telemetry::init(settings.log_format, "warn");
+            let done = tessera_server::backup::restore(&settings, dir).await?;
+            println!(
+                "restored {} session(s) and the keys from {}",
+                done.sessions,
+                dir.display()
+            );
+            if let Some(aside) = done.set_aside {
+                println!("the replaced files are in {}", aside.display());
             }
             Ok(())
         }

@@ -391,3 +391,86 @@ fn doctor_passes_a_sound_setup_and_names_what_is_wrong() {
     );
     assert!(!ok && report.contains("FAIL  redis"), "{report}");
 }
+
+#[tokio::test]
+async fn backup_while_serving_then_restore_keeps_every_session() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let backup_dir = dir.path().join("backup");
+    let mut server = serve(dir.path());
+    let addr = server.addr.clone();
+    let (status, _) = post(
+        &addr,
+        "/v1/users",
+        &serde_json::json!({ "username": "alice", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let (status, tokens) = post(
+            &addr,
+            "/v1/auth/login",
+            &serde_json::json!({ "username": "alice", "password": PASSWORD }),
+        )
+        .await;
+        assert_eq!(status, 200);
+        sessions.push(tokens);
+    }
+    let out = tessera(dir.path())
+        .arg("backup")
+        .arg(&backup_dir)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backed up 3 session(s)"));
+    let again = tessera(dir.path())
+        .arg("backup")
+        .arg(&backup_dir)
+        .output()
+        .expect("run");
+    assert!(
+        !again.status.success(),
+        "an existing backup is never overwritten"
+    );
+    let busy = tessera(dir.path())
+        .arg("restore")
+        .arg(&backup_dir)
+        .output()
+        .expect("run");
+    assert!(!busy.status.success(), "no restore under a running server");
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("stop the server"));
+
+    sigterm(&server.child);
+    assert!(server.child.wait().expect("wait").success());
+    // The data is lost.
+    for name in [
+        "tessera.db",
+        "tessera.db-wal",
+        "tessera.db-shm",
+        "keys.json",
+    ] {
+        let _ = std::fs::remove_file(dir.path().join("data").join(name));
+    }
+    let out = tessera(dir.path())
+        .arg("restore")
+        .arg(&backup_dir)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+
+    let server = serve(dir.path());
+    for tokens in &sessions {
+        assert_eq!(
+            verify(&server.addr, tokens["access_token"].as_str().expect("at")).await,
+            200,
+            "the keys came back"
+        );
+        let (status, _) = post(
+            &server.addr,
+            "/v1/auth/refresh",
+            &serde_json::json!({ "refresh_token": tokens["refresh_token"] }),
+        )
+        .await;
+        assert_eq!(status, 200, "every session refreshes after the restore");
+    }
+}

@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`config`]: layered settings (defaults, `tessera.toml`, `TESSERA_*`, flags).
 //! - [`datadir`]: the data directory, its lock, and the key file.
-//! - [`doctor`]: the checks of `tessera doctor`.
+//! - [`doctor`]: the checks of `tessera doctor`; [`backup`]: backup and restore of the embedded store.
 //! - [`stores`]: opening the SQL database and the session store the settings name.
 //! - [`app`]: building the state and router, running with graceful shutdown.
 //! - [`state`]: shared state; issuing tokens; authenticating bearer tokens.
@@ -19,6 +19,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod clients;
 pub mod config;
 pub mod datadir;

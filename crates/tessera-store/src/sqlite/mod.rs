@@ -117,6 +117,38 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Checks that the file at `path` is an intact Tessera database (`PRAGMA integrity_check`,
+    /// and the tables are there), opening it read-only. Returns the number of sessions in it.
+    pub async fn check_file(path: &Path) -> Result<i64, StoreError> {
+        use sqlx::Connection as _;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .map_err(map_err)?;
+        let verdict: String = sqlx::query_scalar("pragma integrity_check")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(map_err)?;
+        if verdict != "ok" {
+            return Err(StoreError::Backend(
+                format!("{} is damaged: {verdict}", path.display()).into(),
+            ));
+        }
+        let sessions: i64 = sqlx::query_scalar("select count(*) from sessions")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| {
+                StoreError::Backend(
+                    format!("{} is no Tessera database: {e}", path.display()).into(),
+                )
+            })?;
+        let _ = conn.close().await;
+        Ok(sessions)
+    }
+
     /// Closes both pools, waiting for in-flight statements.
     pub async fn close(&self) {
         self.reader.close().await;
