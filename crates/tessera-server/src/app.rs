@@ -191,8 +191,9 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `shutdown` completes: stops accepting, finishes in-flight requests (at most
-    /// 10 s), stops the background tasks, closes the store.
+    /// Serves until `shutdown` completes: drains for `shutdown_delay` (serving, `/readyz` 503),
+    /// stops accepting, finishes in-flight requests (at most 10 s), stops the background tasks,
+    /// closes the store.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -216,6 +217,7 @@ impl Application {
                 }
             }));
         }
+        let drained = state.clone();
         let app = build_router(state).into_make_service_with_connect_info::<SocketAddr>();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut server = tokio::spawn(async move {
@@ -229,6 +231,13 @@ impl Application {
         tokio::select! {
             result = &mut server => { result.context("server task")?.context("server")?; }
             () = shutdown => {
+                // Draining: still serving, but not ready, so balancers stop sending new work.
+                drained.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                let delay = drained.settings.shutdown_delay;
+                if !delay.is_zero() {
+                    tracing::info!(?delay, "shutting down: draining (readyz answers 503)");
+                    tokio::time::sleep(delay).await;
+                }
                 tracing::info!("shutting down: finishing in-flight requests");
                 let _ = stop_tx.send(true);
                 match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
@@ -301,6 +310,7 @@ pub async fn build_state(
         revocations: RevocationCache::default(),
         passwords: PasswordPool::new(hasher, concurrency, Arc::clone(&metrics.hash_queue)),
         metrics,
+        draining: Default::default(),
         clock,
         rules,
         policy,

@@ -153,6 +153,10 @@ pub struct Settings {
     pub log_level: String,
     /// Serve `/metrics` on this address instead of the main listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// On SIGTERM, keep serving this long with `/readyz` answering 503, so load balancers take
+    /// the instance out before it stops accepting.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
     /// OAuth 2.0 clients besides the first-party one (`client_id`), for `/oauth/*`.
     pub clients: Vec<ClientConfig>,
 }
@@ -216,6 +220,7 @@ impl Default for Settings {
             log_format: LogFormat::Auto,
             log_level: "info".into(),
             metrics_listen: None,
+            shutdown_delay: Duration::ZERO,
             clients: Vec::new(),
         }
     }
@@ -389,6 +394,9 @@ impl Settings {
                 "database_url",
                 format!("unknown scheme {scheme:?}; use sqlite://, postgres:// or mysql://"),
             ));
+        }
+        if self.shutdown_delay > Duration::from_secs(60) {
+            return Err(invalid("shutdown_delay", "must be at most 60s"));
         }
         if self.hash_concurrency == Some(0) {
             return Err(invalid("hash_concurrency", "must be at least 1"));

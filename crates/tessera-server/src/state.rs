@@ -64,6 +64,8 @@ pub struct Inner {
     pub clients: crate::clients::Clients,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// Set when shutdown began: `/readyz` answers 503 while the server drains.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl Deref for AppState {

@@ -42,6 +42,11 @@ async fn healthz() -> Json<serde_json::Value> {
 /// answers, and that this process knows every revocation. `degraded` (still 200) when a cache in
 /// front of the store is down. Answered from memory.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        let body =
+            json!({ "status": "draining", "checks": { "shutdown": "the server is stopping" } });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
+    }
     let fresh = state.revocations.is_fresh();
     let age = state.revocations.sync_age().map(|a| a.as_millis() as u64);
     let status = if fresh {

@@ -26,6 +26,7 @@ mod cache_loss;
 mod instances;
 mod mysql;
 mod postgres;
+mod rolling_restart;
 mod sql_faults;
 mod tiered;
 mod tiered_stale;
