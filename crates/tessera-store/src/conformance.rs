@@ -32,6 +32,9 @@ impl<U: UserStore, S: Send + Sync + std::fmt::Debug + 'static> UserStore for Pai
     async fn create_user(&self, user: &NewUser, now: Timestamp) -> Result<crate::User, StoreError> {
         self.0.create_user(user, now).await
     }
+    async fn import_user(&self, user: &crate::User, now: Timestamp) -> Result<(), StoreError> {
+        self.0.import_user(user, now).await
+    }
     async fn user_by_id(&self, id: &UserId) -> Result<Option<crate::User>, StoreError> {
         self.0.user_by_id(id).await
     }
@@ -272,6 +275,56 @@ pub async fn users(store: impl TestStore) {
         store.user_by_username("alice").await.expect("by name"),
         None
     );
+}
+
+/// A user imported from another store keeps everything: id, hash, roles, block, cutoff, age.
+pub async fn import_users(store: impl TestStore) {
+    let user = crate::User {
+        id: UserId::random(),
+        username: "Imported".into(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        roles: vec!["admin".into(), "ops".into()],
+        blocked: true,
+        cutoff: Some(t(500)),
+        created_at: t(100),
+    };
+    store.import_user(&user, t(1_000)).await.expect("import");
+    assert_eq!(
+        store.user_by_id(&user.id).await.expect("by id"),
+        Some(user.clone())
+    );
+    let plain = crate::User {
+        id: UserId::random(),
+        username: "plain".into(),
+        password_hash: None,
+        roles: Vec::new(),
+        blocked: false,
+        cutoff: None,
+        created_at: t(200),
+    };
+    store.import_user(&plain, t(1_000)).await.expect("import");
+    assert_eq!(
+        store.user_by_username("PLAIN").await.expect("by name"),
+        Some(plain.clone())
+    );
+    let same_id = crate::User {
+        username: "other".into(),
+        ..user.clone()
+    };
+    let same_name = crate::User {
+        id: UserId::random(),
+        username: "IMPORTED".into(),
+        ..user.clone()
+    };
+    for taken in [same_id, same_name] {
+        assert!(
+            matches!(
+                store.import_user(&taken, t(1_000)).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{taken:?}"
+        );
+    }
 }
 
 /// Sessions are stored and read back field for field.
@@ -694,7 +747,7 @@ pub async fn ping(store: impl TestStore) {
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@cases $make;
-            users, sessions_round_trip, rotate_compare_and_set, rotate_concurrently,
+            users, import_users, sessions_round_trip, rotate_compare_and_set, rotate_concurrently,
             revoke_sessions, session_limit, revocation_log, purge, ping);
     };
     (@cases $make:expr; $($case:ident),*) => {

@@ -142,6 +142,10 @@ pub struct RevocationBatch {
 pub trait UserStore: Send + Sync + Debug + 'static {
     /// Creates a user; [`StoreError::Conflict`] if the username is taken (ignoring case).
     async fn create_user(&self, user: &NewUser, now: Timestamp) -> Result<User, StoreError>;
+    /// Stores a user exactly as given (id, hash, roles, blocked, cutoff, creation time), for
+    /// moving accounts between stores; [`StoreError::Conflict`] if the id or the username (ignoring
+    /// case) is taken.
+    async fn import_user(&self, user: &User, now: Timestamp) -> Result<(), StoreError>;
     /// The user with this id.
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError>;
     /// The user with this username (ignoring case).

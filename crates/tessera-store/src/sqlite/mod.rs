@@ -190,6 +190,31 @@ impl UserStore for SqliteStore {
         Ok(created)
     }
 
+    async fn import_user(&self, user: &User, now: Timestamp) -> Result<(), StoreError> {
+        let roles =
+            serde_json::to_string(&user.roles).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        sqlx::query(
+            "insert into users (id, username, username_key, password_hash, roles, blocked, cutoff_at, created_at, updated_at)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.id.as_str())
+        .bind(&user.username)
+        .bind(user.username.to_lowercase())
+        .bind(&user.password_hash)
+        .bind(roles)
+        .bind(user.blocked)
+        .bind(user.cutoff.map(Timestamp::as_millis))
+        .bind(user.created_at.as_millis())
+        .bind(now.as_millis())
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match map_err(e) {
+            StoreError::Conflict(_) => StoreError::Conflict("user id or username taken"),
+            other => other,
+        })?;
+        Ok(())
+    }
+
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let sql = format!("select {USER_COLUMNS} from users where id = ?");
         let row = sqlx::query(&sql)
