@@ -68,6 +68,18 @@ enum Command {
         /// The backup directory.
         dir: PathBuf,
     },
+    /// Write every user, live session and revocation to a file (JSON lines, mode 0600), to move
+    /// to another store with `tessera import`. Safe while servers run.
+    Export {
+        /// The file to write (must not exist).
+        file: PathBuf,
+    },
+    /// Read an export into the configured stores (empty ones), keeping every session alive and
+    /// every revoked token revoked. Copy keys.json from the exporting deployment first.
+    Import {
+        /// The export file.
+        file: PathBuf,
+    },
     /// OAuth 2.0 clients (for /oauth/token, /oauth/revoke, /oauth/introspect).
     Client {
         #[command(subcommand)]
@@ -249,6 +261,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(aside) = done.set_aside {
                 println!("the replaced files are in {}", aside.display());
             }
+            Ok(())
+        }
+        Command::Export { file } | Command::Import { file } => {
+            let settings = settings(&cli, None)?;
+            telemetry::init(settings.log_format, "warn");
+            let data_dir = DataDir::open(&settings.data_dir, Access::Shared)?;
+            let (state, store) =
+                tessera_server::build_state(settings, Arc::new(SystemClock), &data_dir).await?;
+            let exporting = matches!(cli.command, Command::Export { .. });
+            let result = if exporting {
+                tessera_server::transfer::export(&state, file).await
+            } else {
+                tessera_server::transfer::import(&state, file).await
+            };
+            store.close().await;
+            let c = result?;
+            println!(
+                "{} {} user(s), {} session(s), {} revocation(s) {} {}",
+                if exporting { "exported" } else { "imported" },
+                c.users,
+                c.sessions,
+                c.revocations,
+                if exporting { "to" } else { "from" },
+                file.display()
+            );
             Ok(())
         }
         Command::Doctor => {

@@ -474,3 +474,132 @@ async fn backup_while_serving_then_restore_keeps_every_session() {
         assert_eq!(status, 200, "every session refreshes after the restore");
     }
 }
+
+#[tokio::test]
+async fn export_from_sqlite_import_into_postgres_keeps_sessions_and_revocations() {
+    let from = tempfile::tempdir().expect("tmp");
+    let server = serve(from.path());
+    let addr = server.addr.clone();
+    for name in ["alice", "bob"] {
+        let (status, _) = post(
+            &addr,
+            "/v1/users",
+            &serde_json::json!({ "username": name, "password": PASSWORD }),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    let login = |name: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let (status, tokens) = post(
+                &addr,
+                "/v1/auth/login",
+                &serde_json::json!({ "username": name, "password": PASSWORD }),
+            )
+            .await;
+            assert_eq!(status, 200);
+            tokens
+        }
+    };
+    let live = vec![login("alice").await, login("alice").await];
+    let logged_out = login("alice").await;
+    let bobs = login("bob").await;
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/auth/logout"))
+        .bearer_auth(logged_out["access_token"].as_str().expect("at"))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 200);
+    let out = tessera(from.path())
+        .args(["user", "block", "bob"])
+        .output()
+        .expect("block");
+    assert!(out.status.success(), "{out:?}");
+
+    // Exported while the server runs.
+    let file = from.path().join("export.jsonl");
+    let out = tessera(from.path())
+        .arg("export")
+        .arg(&file)
+        .output()
+        .expect("export");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("exported 2 user(s), 2 session(s)"),
+        "{out:?}"
+    );
+    drop(server);
+
+    // A new deployment on PostgreSQL with the same keys.
+    let to = tempfile::tempdir().expect("tmp");
+    let schema = tessera_test_servers::PgSchema::create();
+    std::fs::create_dir_all(to.path().join("data")).expect("dir");
+    std::fs::copy(
+        from.path().join("data/keys.json"),
+        to.path().join("data/keys.json"),
+    )
+    .expect("keys");
+    let pg = |cmd: &mut Command| {
+        cmd.env("TESSERA_DATABASE_URL", schema.url());
+    };
+    let mut import = tessera(to.path());
+    pg(&mut import);
+    let out = import.arg("import").arg(&file).output().expect("import");
+    assert!(out.status.success(), "{out:?}");
+    let mut again = tessera(to.path());
+    pg(&mut again);
+    let out = again
+        .arg("import")
+        .arg(&file)
+        .output()
+        .expect("import again");
+    assert!(
+        out.status.success(),
+        "an interrupted import can run again: {out:?}"
+    );
+
+    let server = common::serve_with(to.path(), &[("TESSERA_DATABASE_URL", schema.url())]);
+    for tokens in &live {
+        assert_eq!(
+            verify(&server.addr, tokens["access_token"].as_str().expect("at")).await,
+            200
+        );
+        let (status, _) = post(
+            &server.addr,
+            "/v1/auth/refresh",
+            &serde_json::json!({ "refresh_token": tokens["refresh_token"] }),
+        )
+        .await;
+        assert_eq!(status, 200, "every session refreshes on the new store");
+    }
+    for tokens in [&logged_out, &bobs] {
+        assert_eq!(
+            verify(&server.addr, tokens["access_token"].as_str().expect("at")).await,
+            401,
+            "revoked stays revoked"
+        );
+        let (status, _) = post(
+            &server.addr,
+            "/v1/auth/refresh",
+            &serde_json::json!({ "refresh_token": tokens["refresh_token"] }),
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+    let (status, _) = post(
+        &server.addr,
+        "/v1/auth/login",
+        &serde_json::json!({ "username": "bob", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 401, "bob stays blocked");
+    let (status, _) = post(
+        &server.addr,
+        "/v1/auth/login",
+        &serde_json::json!({ "username": "alice", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 200, "password hashes came along");
+}

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`config`]: layered settings (defaults, `tessera.toml`, `TESSERA_*`, flags).
 //! - [`datadir`]: the data directory, its lock, and the key file.
-//! - [`doctor`]: the checks of `tessera doctor`; [`backup`]: backup and restore of the embedded store.
+//! - [`doctor`]: the checks of `tessera doctor`; [`backup`]: backup and restore of the embedded
+//!   store; [`transfer`]: export and import between stores.
 //! - [`stores`]: opening the SQL database and the session store the settings name.
 //! - [`app`]: building the state and router, running with graceful shutdown.
 //! - [`state`]: shared state; issuing tokens; authenticating bearer tokens.
@@ -35,6 +36,7 @@ pub mod state;
 pub mod stores;
 pub mod telemetry;
 pub mod throttle;
+pub mod transfer;
 pub mod users_cache;
 
 pub use app::{build_router, build_state, Application};
