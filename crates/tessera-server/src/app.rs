@@ -300,6 +300,8 @@ pub async fn build_state(
     let sessions = stores::session_store(&settings, &database, keep).await?;
     let clients = crate::clients::Clients::from_settings(&settings);
     let metrics = crate::metrics::Metrics::default();
+    let sessions: Arc<dyn tessera_store::SessionStore> =
+        Arc::new(crate::metered::Metered::new(sessions, metrics.store_ops()));
     let state = AppState::new(Inner {
         clients,
         settings,

@@ -28,6 +28,7 @@ pub mod doctor;
 pub mod error;
 pub mod extract;
 pub mod flows;
+pub mod metered;
 pub mod metrics;
 pub mod passwords;
 pub mod revocations;

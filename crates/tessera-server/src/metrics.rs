@@ -55,6 +55,44 @@ struct TokenType {
     token_type: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Op {
+    op: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpError {
+    op: String,
+    kind: String,
+}
+
+/// The store-operation metrics, shared with the [`crate::metered::Metered`] store.
+#[derive(Debug, Clone)]
+pub struct StoreOps {
+    duration: Family<Op, Histogram, fn() -> Histogram>,
+    errors: Family<OpError, Counter>,
+}
+
+impl StoreOps {
+    /// Records one operation: its time, and its error kind if it failed.
+    pub fn observe(&self, op: &str, took: std::time::Duration, error: Option<&str>) {
+        self.duration
+            .get_or_create(&Op { op: op.to_owned() })
+            .observe(took.as_secs_f64());
+        if let Some(kind) = error {
+            self.errors
+                .get_or_create(&OpError {
+                    op: op.to_owned(),
+                    kind: kind.to_owned(),
+                })
+                .inc();
+        }
+    }
+}
+
+/// How old the live-session count may be before a scrape counts again.
+pub const LIVE_COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~3.3 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
@@ -76,6 +114,9 @@ pub struct Metrics {
     revocation_entries: Gauge,
     revocation_sync_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     hashes_waiting: Gauge,
+    live_sessions: Gauge,
+    live_counted: std::sync::Mutex<Option<Instant>>,
+    store_ops: StoreOps,
     /// Password hashing jobs queued or running, kept by the password pool.
     pub hash_queue: Arc<AtomicI64>,
 }
@@ -163,8 +204,31 @@ impl Default for Metrics {
             "Password hashes queued or running on the argon2 threads",
             hashes_waiting.clone(),
         );
+        let live_sessions = Gauge::default();
+        registry.register(
+            "live_sessions",
+            "Sessions neither revoked nor expired, counted at most every 30 s (SQL stores only)",
+            live_sessions.clone(),
+        );
+        let store_ops = StoreOps {
+            duration: Family::new_with_constructor(latency_histogram),
+            errors: Family::default(),
+        };
+        registry.register(
+            "store_operation_duration_seconds",
+            "Time of each session-store operation",
+            store_ops.duration.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Failed session-store operations, by operation and kind (unavailable, backend, conflict)",
+            store_ops.errors.clone(),
+        );
         Self {
             registry,
+            live_sessions,
+            live_counted: std::sync::Mutex::new(None),
+            store_ops,
             http_requests,
             http_duration,
             store_unavailable,
@@ -229,6 +293,30 @@ impl Metrics {
                 })
                 .inc(),
         };
+    }
+
+    /// The handles the metered session store reports to.
+    pub fn store_ops(&self) -> StoreOps {
+        self.store_ops.clone()
+    }
+
+    /// Counts the live sessions again if the last count is older than [`LIVE_COUNT_EVERY`]
+    /// (a count reads an index of the whole table: not on every scrape). A failed count leaves
+    /// the last value.
+    pub async fn refresh_live_sessions(&self, state: &AppState) {
+        {
+            let mut last = self
+                .live_counted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < LIVE_COUNT_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        if let Ok(Some(n)) = state.sessions.count_live_sessions(state.now()).await {
+            self.live_sessions.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Counts a refresh that could not be decided because a store did not answer.

@@ -120,6 +120,9 @@ impl<U: Send + Sync + std::fmt::Debug + 'static, S: SessionStore> SessionStore f
     async fn ping(&self) -> Result<(), StoreError> {
         self.1.ping().await
     }
+    async fn count_live_sessions(&self, now: Timestamp) -> Result<Option<u64>, StoreError> {
+        self.1.count_live_sessions(now).await
+    }
     fn caches_sessions(&self) -> bool {
         self.1.caches_sessions()
     }
@@ -415,6 +418,9 @@ pub async fn revoke_sessions(store: impl TestStore) {
     let b = session_at(&store, &u, 1).await;
     let c = session_at(&store, &u, 2).await;
     let o = session_at(&store, &other, 0).await;
+    // Where a store counts live sessions, the count follows revocations.
+    let counted = store.count_live_sessions(t(5)).await.expect("count");
+    assert!(counted.is_none() || counted == Some(4), "{counted:?}");
 
     let one = store
         .revoke_sessions(
@@ -433,6 +439,8 @@ pub async fn revoke_sessions(store: impl TestStore) {
             until: t(5).plus(KEEP)
         }]
     );
+    let counted = store.count_live_sessions(t(5)).await.expect("count");
+    assert!(counted.is_none() || counted == Some(3), "{counted:?}");
     let again = store
         .revoke_sessions(
             &SessionSelector::One(a.id),

@@ -228,6 +228,12 @@ pub trait SessionStore: Send + Sync + Debug + 'static {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// How many sessions are live (neither revoked nor expired) at `now`, for the metrics.
+    /// `None` where counting would cost a scan of the whole store (Redis).
+    async fn count_live_sessions(&self, _now: Timestamp) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
     /// Whether [`session`](Self::session) may answer from a copy that is behind the source of
     /// truth (the tiered store). Callers then trust such a read only for a rotation, which
     /// [`rotate`](Self::rotate) confirms, and take every other verdict from

@@ -256,6 +256,10 @@ impl SessionStore for TieredStore {
         self.sql.ping().await
     }
 
+    async fn count_live_sessions(&self, now: Timestamp) -> Result<Option<u64>, StoreError> {
+        self.sql.count_live_sessions(now).await
+    }
+
     fn degraded(&self) -> Option<&'static str> {
         let skip = self
             .skip_until

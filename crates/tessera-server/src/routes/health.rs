@@ -24,6 +24,7 @@ pub fn metrics_router() -> Router<AppState> {
 
 /// Prometheus metrics in the OpenMetrics text format.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.refresh_live_sessions(&state).await;
     (
         [(
             header::CONTENT_TYPE,

@@ -43,6 +43,7 @@ fn get(m: &HashMap<String, f64>, name: &str) -> f64 {
 async fn counters_match_a_scripted_flow() {
     let app = spawn_app().await;
     let t = app.user("alice").await; // sign-up and one login
+    app.user("carol").await; // the one session still live at the end
     let other = app.login("alice").await;
     assert_eq!(
         app.login_raw("alice", "wrong password!").await.status(),
@@ -81,7 +82,7 @@ async fn counters_match_a_scripted_flow() {
 
     let m = scrape(&app).await;
     let expect = [
-        ("tessera_logins_total{outcome=\"ok\"}", 2.0),
+        ("tessera_logins_total{outcome=\"ok\"}", 3.0),
         ("tessera_logins_total{outcome=\"wrong_password\"}", 1.0),
         ("tessera_logins_total{outcome=\"unknown_user\"}", 1.0),
         ("tessera_refreshes_total{outcome=\"rotated\"}", 1.0),
@@ -93,7 +94,7 @@ async fn counters_match_a_scripted_flow() {
         ("tessera_admin_actions_total{action=\"user_blocked\"}", 1.0),
         (
             "tessera_http_requests_total{method=\"POST\",route=\"/v1/auth/login\",status=\"200\"}",
-            2.0,
+            3.0,
         ),
         (
             "tessera_http_requests_total{method=\"POST\",route=\"/v1/auth/login\",status=\"401\"}",
@@ -112,6 +113,12 @@ async fn counters_match_a_scripted_flow() {
             4.0,
         ),
         ("tessera_password_hash_queue", 0.0),
+        (
+            "tessera_store_operation_duration_seconds_count{op=\"rotate\"}",
+            1.0,
+        ),
+        // carol's; alice's reused session and her logged-out one are over
+        ("tessera_live_sessions", 1.0),
     ];
     for (name, value) in expect {
         assert_eq!(get(&m, name), value, "{name}");
@@ -150,6 +157,13 @@ async fn store_failures_are_counted() {
             "tessera_store_unavailable_total{route=\"/v1/auth/refresh\"}"
         ),
         1.0
+    );
+    assert!(
+        m.iter()
+            .any(|(k, v)| k.starts_with("tessera_store_errors_total{")
+                && k.contains("kind=\"unavailable\"")
+                && *v >= 1.0),
+        "the failing store operation is counted"
     );
 }
 

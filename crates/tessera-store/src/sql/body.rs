@@ -505,6 +505,19 @@ impl SessionStore for SqlStore {
         rows.iter().map(session_from_row).collect()
     }
 
+    async fn count_live_sessions(&self, now: Timestamp) -> Result<Option<u64>, StoreError> {
+        let n: i64 = self
+            .timed(
+                sqlx::query_scalar::<Db, i64>(sql!(
+                    "select count(*) from sessions where revoked_at is null and expires_at > ?"
+                ))
+                .bind(now.as_millis())
+                .fetch_one(&self.pool),
+            )
+            .await?;
+        Ok(Some(u64::try_from(n).unwrap_or(0)))
+    }
+
     async fn revocations_since(
         &self,
         cursor: u64,

@@ -451,6 +451,17 @@ impl SessionStore for SqliteStore {
         rows.iter().map(session_from_row).collect()
     }
 
+    async fn count_live_sessions(&self, now: Timestamp) -> Result<Option<u64>, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from sessions where revoked_at is null and expires_at > ?",
+        )
+        .bind(now.as_millis())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(Some(u64::try_from(n).unwrap_or(0)))
+    }
+
     async fn revocations_since(
         &self,
         cursor: u64,
