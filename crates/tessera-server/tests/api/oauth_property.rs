@@ -82,7 +82,7 @@ enum Mutation {
     None,
     /// Replace the character at (position mod length).
     Replace(usize, char),
-    /// Cut at (position mod length).
+    /// Keep the first 1 + (position mod length) characters.
     Truncate(usize),
     /// Header, payload and signature taken from three corpus tokens.
     Splice(usize, usize, usize),
@@ -116,7 +116,8 @@ fn apply(corpus: &[(&'static str, String)], pick: usize, m: &Mutation) -> String
             .enumerate()
             .map(|(i, old)| if i == p % base.len() { *c } else { old })
             .collect(),
-        Mutation::Truncate(p) => base.chars().take(p % base.len()).collect(),
+        // At least one character: an empty token is a missing parameter (400), not a token.
+        Mutation::Truncate(p) => base.chars().take(1 + p % base.len()).collect(),
         Mutation::Splice(a, b, c) => {
             let part = |i: usize, n: usize| {
                 corpus[i % corpus.len()]
