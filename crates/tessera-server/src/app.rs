@@ -69,6 +69,7 @@ pub fn build_router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(limit_headers))
         .layer(
             ServiceBuilder::new()
                 .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
@@ -91,6 +92,27 @@ pub fn build_router(state: AppState) -> Router {
                 .layer(CatchPanicLayer::custom(|_| ApiError::internal(&"handler panicked").into_response()))
                 .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))),
         )
+}
+
+/// The most header bytes (names and values) a request may carry; more is a 431 (SECURITY F4).
+/// The listener refuses far larger header blocks before they are read whole.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+async fn limit_headers(request: Request<Body>, next: axum::middleware::Next) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_header_fields_too_large",
+            format!("the request headers must be at most {MAX_HEADER_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Safety net: any error answer not already JSON (a framework rejection, a timeout) gets the
@@ -218,15 +240,11 @@ impl Application {
             }));
         }
         let drained = state.clone();
-        let app = build_router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = build_router(state);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut server = tokio::spawn(async move {
-            let mut rx = stop_rx;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
+            crate::serve::serve(listener, app, stop_rx).await;
+            Ok::<(), std::io::Error>(())
         });
         tokio::select! {
             result = &mut server => { result.context("server task")?.context("server")?; }
@@ -310,7 +328,12 @@ pub async fn build_state(
         keys,
         refresh_keys,
         revocations: RevocationCache::default(),
-        passwords: PasswordPool::new(hasher, concurrency, Arc::clone(&metrics.hash_queue)),
+        passwords: PasswordPool::new(
+            hasher,
+            concurrency,
+            Arc::clone(&metrics.hash_queue),
+            metrics.password_checks.clone(),
+        ),
         metrics,
         draining: Default::default(),
         clock,

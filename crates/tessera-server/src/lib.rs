@@ -6,7 +6,8 @@
 //! - [`doctor`]: the checks of `tessera doctor`; [`backup`]: backup and restore of the embedded
 //!   store; [`transfer`]: export and import between stores.
 //! - [`stores`]: opening the SQL database and the session store the settings name.
-//! - [`app`]: building the state and router, running with graceful shutdown.
+//! - [`app`]: building the state and router, running with graceful shutdown; [`serve`]: the
+//!   HTTP/1.1 listener.
 //! - [`state`]: shared state; issuing tokens; authenticating bearer tokens.
 //! - [`flows`]: login, refresh, logout, user actions (what each call does).
 //! - [`routes`]: the HTTP resources, one file each; `routes::oauth` is the OAuth 2.0 surface.
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod passwords;
 pub mod revocations;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod stores;
 pub mod telemetry;

@@ -119,6 +119,8 @@ pub struct Metrics {
     store_ops: StoreOps,
     /// Password hashing jobs queued or running, kept by the password pool.
     pub hash_queue: Arc<AtomicI64>,
+    /// Password verifications, counted by the password pool.
+    pub password_checks: Counter,
 }
 
 /// Marks a response as a store failure (503 because the store did not answer), for the
@@ -204,6 +206,12 @@ impl Default for Metrics {
             "Password hashes queued or running on the argon2 threads",
             hashes_waiting.clone(),
         );
+        let password_checks = Counter::default();
+        registry.register(
+            "password_checks",
+            "Password verifications (argon2id), the dummy one for unknown users included",
+            password_checks.clone(),
+        );
         let live_sessions = Gauge::default();
         registry.register(
             "live_sessions",
@@ -242,6 +250,7 @@ impl Default for Metrics {
             revocation_sync_age,
             hashes_waiting,
             hash_queue: Arc::default(),
+            password_checks,
         }
     }
 }

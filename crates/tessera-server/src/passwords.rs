@@ -24,11 +24,19 @@ pub struct PasswordPool {
     jobs: mpsc::Sender<Job>,
     /// Jobs queued or running (the `tessera_password_hash_queue` gauge).
     depth: Arc<AtomicI64>,
+    /// Password verifications run, the dummy ones for unknown users included.
+    checks: prometheus_client::metrics::counter::Counter,
 }
 
 impl PasswordPool {
-    /// A pool of `concurrency` hashing threads; `depth` counts the jobs queued or running.
-    pub fn new(hasher: PasswordHasher, concurrency: usize, depth: Arc<AtomicI64>) -> Self {
+    /// A pool of `concurrency` hashing threads; `depth` counts the jobs queued or running,
+    /// `checks` the verifications.
+    pub fn new(
+        hasher: PasswordHasher,
+        concurrency: usize,
+        depth: Arc<AtomicI64>,
+        checks: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let hasher = Arc::new(hasher);
@@ -51,7 +59,11 @@ impl PasswordPool {
                 tracing::error!(error = %e, "could not start a password hashing thread");
             }
         }
-        Self { jobs, depth }
+        Self {
+            jobs,
+            depth,
+            checks,
+        }
     }
 
     async fn run<T: Send + 'static>(
@@ -82,6 +94,7 @@ impl PasswordPool {
         password: String,
         phc: Option<String>,
     ) -> Result<PasswordCheck, ApiError> {
+        self.checks.inc();
         self.run(move |h| h.check(&password, phc.as_deref())).await
     }
 
