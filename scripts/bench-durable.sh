@@ -63,6 +63,7 @@ start_server() { # name, env...
   local name=$1 dir="$WORK/$1"; shift
   mkdir -p "$dir"
   (cd "$dir" && exec taskset -c 0 env TESSERA_LISTEN=127.0.0.1:18182 TESSERA_LOG_LEVEL=warn \
+    TESSERA_REFRESH_RATE_LIMIT=0 \
     TESSERA_DATA_DIR="$dir/data" TESSERA_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$@" \
     "$BIN" serve >"$dir/log" 2>&1) &
   SERVER_PID=$!

@@ -34,6 +34,7 @@ start_server() { # store
   mkdir -p "$dir"
   (cd "$dir" && exec -a "tessera-bench-server-$$" taskset -c 0 env \
     TESSERA_LISTEN=127.0.0.1:18181 TESSERA_LOG_LEVEL=warn TESSERA_SESSION_STORE="$store" \
+    TESSERA_REFRESH_RATE_LIMIT=0 \
     TESSERA_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" TESSERA_DATA_DIR="$dir/data" \
     "$OLDPWD/$BIN" serve >"$dir/log" 2>&1) &
   SERVER_PID=$!

@@ -11,7 +11,8 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 export TESSERA_ADMIN_API_KEY
 TESSERA_ADMIN_API_KEY=$(head -c 32 /dev/urandom | base64)
 TESSERA_LISTEN=127.0.0.1:$PORT TESSERA_DATA_DIR=$WORK/data TESSERA_LOG_LEVEL=warn \
-  TESSERA_ARGON2_MEMORY_KIB=1024 TESSERA_ARGON2_ITERATIONS=1 target/debug/tessera serve >"$WORK/log" 2>&1 &
+  TESSERA_ARGON2_MEMORY_KIB=1024 TESSERA_ARGON2_ITERATIONS=1 TESSERA_REFRESH_RATE_LIMIT=0 \
+  target/debug/tessera serve >"$WORK/log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done

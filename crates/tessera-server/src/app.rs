@@ -344,6 +344,7 @@ pub async fn build_state(
         verified: VerifiedCache::new(VERIFIED_CACHE_CAPACITY),
         user_cache: Default::default(),
         throttle: Default::default(),
+        refresh_limit: Default::default(),
     });
     match state
         .revocations

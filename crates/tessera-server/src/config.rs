@@ -122,6 +122,8 @@ pub struct Settings {
     /// How long a rotated refresh token may be presented again for the same child (0–60 s).
     #[serde(with = "humantime_serde")]
     pub refresh_grace: Duration,
+    /// Refreshes one session may make per minute (a token bucket); more answer 429. 0: no limit.
+    pub refresh_rate_limit: u32,
     /// Tolerated clock skew for `exp`, `nbf`, `iat`.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
@@ -206,6 +208,7 @@ impl Default for Settings {
             refresh_idle_ttl: Duration::from_secs(14 * 86_400),
             refresh_max_age: Duration::from_secs(30 * 86_400),
             refresh_grace: Duration::from_secs(5),
+            refresh_rate_limit: 60,
             leeway: Duration::from_secs(30),
             signing_alg: SigningAlg::EdDSA,
             admin_api_key: None,

@@ -138,6 +138,17 @@ impl ApiError {
         .header(header::RETRY_AFTER, &secs.max(1).to_string())
     }
 
+    /// 429 `too_many_requests` for a session refreshed more often than its limit allows.
+    pub fn too_many_refreshes(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "this session is refreshed too often; retry later with the same refresh token",
+        )
+        .header(header::RETRY_AFTER, &secs.max(1).to_string())
+    }
+
     /// 503 `temporarily_unavailable` with `Retry-After`: retry, nothing was decided.
     pub fn unavailable() -> Self {
         let mut e = Self::new(

@@ -161,7 +161,7 @@ impl Default for Metrics {
         let refreshes = Family::<Outcome, Counter>::default();
         registry.register(
             "refreshes",
-            "Refreshes by outcome: rotated, grace_retry, reused, expired, revoked, blocked, invalid, store_unavailable",
+            "Refreshes by outcome: rotated, grace_retry, reused, expired, revoked, blocked, invalid, throttled, store_unavailable",
             refreshes.clone(),
         );
         let reuse_detections = Counter::default();
@@ -272,6 +272,7 @@ impl Metrics {
                 self.logins.get_or_create(&label(outcome)).inc()
             }
             "refresh" | "refresh_refused" => self.refreshes.get_or_create(&label(outcome)).inc(),
+            "refresh_throttled" => self.refreshes.get_or_create(&label("throttled")).inc(),
             "refresh_reuse_detected" => {
                 self.reuse_detections.inc();
                 self.refreshes.get_or_create(&label(outcome)).inc()

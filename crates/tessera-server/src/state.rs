@@ -60,6 +60,8 @@ pub struct Inner {
     pub user_cache: crate::users_cache::UserCache,
     /// Login throttling.
     pub throttle: crate::throttle::LoginThrottle,
+    /// Refresh limits per session.
+    pub refresh_limit: crate::throttle::RefreshLimiter,
     /// OAuth 2.0 clients.
     pub clients: crate::clients::Clients,
     /// Prometheus metrics.

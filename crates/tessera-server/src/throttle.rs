@@ -212,3 +212,83 @@ mod tests {
         );
     }
 }
+
+/// Refresh limits per session: a token bucket of `per_minute` refreshes, refilled evenly over a
+/// minute. Charged only for a refresh that would be honoured (an authentic token that rotates or
+/// is retried within the grace window), so nobody can use up a session's budget with forged
+/// tokens that name it; a refusal here changes nothing and is never taken for reuse. The state
+/// is this process's, like the login throttle's.
+#[derive(Debug, Default)]
+pub struct RefreshLimiter {
+    buckets: Mutex<HashMap<tessera_core::ids::SessionId, (f64, Timestamp)>>,
+}
+
+impl RefreshLimiter {
+    /// Takes one refresh from `sid`'s bucket, or says how long until one is there.
+    /// `per_minute == 0`: no limit.
+    pub fn take(
+        &self,
+        sid: tessera_core::ids::SessionId,
+        now: Timestamp,
+        per_minute: u32,
+    ) -> Result<(), Duration> {
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let capacity = f64::from(per_minute);
+        let per_ms = capacity / 60_000.0;
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= CAPACITY {
+            // Drop the buckets that are full again: they hold nothing a new one would not.
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + per_ms * (now.as_millis().saturating_sub(at.as_millis()) as f64)
+                    < capacity
+            });
+            if buckets.len() >= CAPACITY {
+                buckets.clear();
+            }
+        }
+        let (tokens, at) = buckets.entry(sid).or_insert((capacity, now));
+        let elapsed = now.as_millis().saturating_sub(at.as_millis()).max(0) as f64;
+        *tokens = (*tokens + per_ms * elapsed).min(capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait_ms = ((1.0 - *tokens) / per_ms).ceil() as u64;
+            Err(Duration::from_millis(wait_ms.max(1)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod refresh_tests {
+    use super::*;
+    use tessera_core::ids::SessionId;
+
+    #[test]
+    fn a_session_gets_its_budget_then_one_refresh_per_share_of_the_minute() {
+        let limiter = RefreshLimiter::default();
+        let (a, b) = (SessionId::random(), SessionId::random());
+        let t0 = Timestamp::from_secs(1_000);
+        for _ in 0..6 {
+            assert!(limiter.take(a, t0, 6).is_ok());
+        }
+        let wait = limiter.take(a, t0, 6).expect_err("the budget is used up");
+        assert_eq!(
+            wait,
+            Duration::from_secs(10),
+            "one refresh per 10 s at 6/min"
+        );
+        assert!(
+            limiter.take(b, t0, 6).is_ok(),
+            "another session is not affected"
+        );
+        assert!(limiter.take(a, t0.plus(Duration::from_secs(9)), 6).is_err());
+        assert!(limiter.take(a, t0.plus(Duration::from_secs(10)), 6).is_ok());
+        for _ in 0..100 {
+            assert!(limiter.take(a, t0, 0).is_ok(), "0: no limit");
+        }
+    }
+}

@@ -76,6 +76,7 @@ pub async fn refresh(
     // a copy decides a rotation alone (the compare-and-set in the source of truth confirms it);
     // every other verdict is taken again on the source's own state.
     let mut from_source = !state.sessions.caches_sessions();
+    let mut charged = false;
     for _ in 0..MAX_ATTEMPTS {
         let now = state.now();
         let session = if from_source {
@@ -147,6 +148,22 @@ pub async fn refresh(
             }
             Err(other) => return Err(refused(state, other, who.0, who.1, client)),
         };
+        // The session's rate limit, charged once per request and only for a refresh that would
+        // be honoured: a 429 consumes nothing and is never taken for reuse.
+        if !charged {
+            charged = true;
+            let limit = state.settings.refresh_rate_limit;
+            if let Err(wait) = state.refresh_limit.take(session.id, now, limit) {
+                state.audit(
+                    "refresh_throttled",
+                    who.0,
+                    who.1,
+                    client,
+                    "too_many_requests",
+                );
+                return Err(RefreshError::Api(ApiError::too_many_refreshes(wait)));
+            }
+        }
         // Seed 000 sends the old access token along: it must name this very session.
         let old_access = match access_token {
             Some(text) => match state.authentic_claims(text) {

@@ -246,3 +246,43 @@ async fn garbage_refresh_tokens_revoke_nothing() {
         "the real session is untouched"
     );
 }
+
+#[tokio::test]
+async fn a_session_refreshed_too_often_gets_429_and_loses_nothing() {
+    let app = spawn_app_with(|s| s.refresh_rate_limit = 3).await;
+    let t = app.user("alice").await;
+    let other = app.login("alice").await;
+    // Forged tokens naming the session use up none of its budget.
+    let forged = format!("{}AAAA", &t.refresh[..t.refresh.len() - 4]);
+    for _ in 0..5 {
+        assert_eq!(
+            app.refresh_raw(&forged).await.status(),
+            reqwest::StatusCode::BAD_REQUEST
+        );
+    }
+    let mut current = t.refresh.clone();
+    for _ in 0..3 {
+        current = app.refresh(&current).await.refresh;
+    }
+    let r = app.refresh_raw(&current).await;
+    assert_eq!(r.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        r.headers()["retry-after"],
+        "20",
+        "3 a minute: one every 20 s"
+    );
+    assert_eq!(
+        tessera_test_support::json_body(r).await["error"],
+        "too_many_requests"
+    );
+    // Per session: another session of the same user is not limited.
+    assert_eq!(
+        app.refresh_raw(&other.refresh).await.status(),
+        reqwest::StatusCode::OK
+    );
+    // Nothing was consumed or revoked: after the wait the same token rotates.
+    app.clock.advance(std::time::Duration::from_secs(20));
+    let r = app.refresh_raw(&current).await;
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    assert_eq!(r.headers()["tessera-refresh-outcome"], "rotated");
+}

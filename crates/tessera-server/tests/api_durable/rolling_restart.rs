@@ -79,12 +79,18 @@ async fn balanced(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_two_instances_under_load_loses_no_request() {
     let drain = Duration::from_millis(300);
-    let mut a = spawn_app_on(Backend::Postgres, |s| s.shutdown_delay = drain).await;
+    // Each client refreshes as fast as it can: no per-session rate limit here.
+    let mut a = spawn_app_on(Backend::Postgres, |s| {
+        s.shutdown_delay = drain;
+        s.refresh_rate_limit = 0;
+    })
+    .await;
     let url = a.settings.database_url.clone();
     let mut b = a
         .second_instance(|s| {
             s.database_url = url;
             s.shutdown_delay = drain;
+            s.refresh_rate_limit = 0;
         })
         .await;
     let upstreams: Upstreams = Arc::new(RwLock::new(vec![
