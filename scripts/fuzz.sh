@@ -12,11 +12,18 @@ targets="${FUZZ_TARGETS:-access_token refresh_token signed_claims}"
 cargo fuzz build -s none 2>&1 | tail -1
 for target in $targets; do
   fresh="$(mktemp -d)"
+  log="$fresh.log"
   echo "fuzzing $target for ${seconds}s"
+  status=0
   cargo fuzz run -s none "$target" "$fresh" "fuzz/corpus/$target" -- \
-    -max_total_time="$seconds" -timeout=1 -rss_limit_mb=1024 -print_final_stats=1 2>&1 \
-    | grep -E "^(stat::number_of_executed_units|stat::new_units_added)|ERROR|panicked|==" || true
-  status="${PIPESTATUS[0]}"
-  rm -rf "$fresh"
-  [ "$status" -eq 0 ] || { echo "fuzz target $target failed"; exit 1; }
+    -max_total_time="$seconds" -timeout=1 -rss_limit_mb=1024 -print_final_stats=1 \
+    >"$log" 2>&1 || status=$?
+  grep -E "^stat::(number_of_executed_units|new_units_added)|ERROR|panicked" "$log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -40 "$log"
+    echo "fuzz target $target failed (exit $status)"
+    rm -rf "$fresh" "$log"
+    exit 1
+  fi
+  rm -rf "$fresh" "$log"
 done

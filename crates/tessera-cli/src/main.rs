@@ -69,7 +69,7 @@ enum Command {
         dir: PathBuf,
     },
     /// Write every user, live session and revocation to a file (JSON lines, mode 0600), to move
-    /// to another store with `tessera import`. Safe while servers run.
+    /// to another store with `tessera import`. Stop the servers first for an exact copy.
     Export {
         /// The file to write (must not exist).
         file: PathBuf,

@@ -24,6 +24,21 @@ async fn post(addr: &str, path: &str, body: &serde_json::Value) -> (u16, serde_j
     )
 }
 
+/// Signs `name` up with the test password.
+async fn sign_up(addr: &str, name: &str) {
+    let body = serde_json::json!({ "username": name, "password": PASSWORD });
+    let (status, answer) = post(addr, "/v1/users", &body).await;
+    assert_eq!(status, 201, "{answer}");
+}
+
+/// Logs `name` in; the token response.
+async fn login(addr: &str, name: &str) -> serde_json::Value {
+    let body = serde_json::json!({ "username": name, "password": PASSWORD });
+    let (status, tokens) = post(addr, "/v1/auth/login", &body).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
 async fn verify(addr: &str, bearer: &str) -> u16 {
     let r = reqwest::Client::new()
         .get(format!("http://{addr}/v1/auth/verify"))
@@ -260,13 +275,7 @@ async fn client_create_prints_an_entry_that_works_once_configured() {
 
     let server = serve(dir.path());
     let addr = server.addr.clone();
-    let (status, _) = post(
-        &addr,
-        "/v1/users",
-        &serde_json::json!({ "username": "alice", "password": PASSWORD }),
-    )
-    .await;
-    assert_eq!(status, 201);
+    sign_up(&addr, "alice").await;
     let (status, tokens) = post(
         &addr,
         "/v1/auth/login",
@@ -398,23 +407,10 @@ async fn backup_while_serving_then_restore_keeps_every_session() {
     let backup_dir = dir.path().join("backup");
     let mut server = serve(dir.path());
     let addr = server.addr.clone();
-    let (status, _) = post(
-        &addr,
-        "/v1/users",
-        &serde_json::json!({ "username": "alice", "password": PASSWORD }),
-    )
-    .await;
-    assert_eq!(status, 201);
+    sign_up(&addr, "alice").await;
     let mut sessions = Vec::new();
     for _ in 0..3 {
-        let (status, tokens) = post(
-            &addr,
-            "/v1/auth/login",
-            &serde_json::json!({ "username": "alice", "password": PASSWORD }),
-        )
-        .await;
-        assert_eq!(status, 200);
-        sessions.push(tokens);
+        sessions.push(login(&addr, "alice").await);
     }
     let out = tessera(dir.path())
         .arg("backup")
@@ -481,30 +477,11 @@ async fn export_from_sqlite_import_into_postgres_keeps_sessions_and_revocations(
     let server = serve(from.path());
     let addr = server.addr.clone();
     for name in ["alice", "bob"] {
-        let (status, _) = post(
-            &addr,
-            "/v1/users",
-            &serde_json::json!({ "username": name, "password": PASSWORD }),
-        )
-        .await;
-        assert_eq!(status, 201);
+        sign_up(&addr, name).await;
     }
-    let login = |name: &'static str| {
-        let addr = addr.clone();
-        async move {
-            let (status, tokens) = post(
-                &addr,
-                "/v1/auth/login",
-                &serde_json::json!({ "username": name, "password": PASSWORD }),
-            )
-            .await;
-            assert_eq!(status, 200);
-            tokens
-        }
-    };
-    let live = vec![login("alice").await, login("alice").await];
-    let logged_out = login("alice").await;
-    let bobs = login("bob").await;
+    let live = vec![login(&addr, "alice").await, login(&addr, "alice").await];
+    let logged_out = login(&addr, "alice").await;
+    let bobs = login(&addr, "bob").await;
     let r = reqwest::Client::new()
         .post(format!("http://{addr}/v1/auth/logout"))
         .bearer_auth(logged_out["access_token"].as_str().expect("at"))

@@ -62,14 +62,16 @@ pub fn build_router(state: AppState) -> Router {
         .merge(routes::verify::router())
         .merge(routes::admin::router())
         .merge(routes::oauth::router())
+        .merge(routes::openapi::router())
         .merge(routes::health::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(tracked, crate::metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::from_fn(limit_headers))
+        // Outside the timeout and the header limit, so their answers are counted too.
+        .layer(axum::middleware::from_fn_with_state(tracked, crate::metrics::track))
         .layer(
             ServiceBuilder::new()
                 .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
@@ -231,17 +233,18 @@ impl Application {
             tokio::spawn(tail_revocations(state.clone())),
             tokio::spawn(purge_expired(state.clone())),
         ];
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(metrics_listener) = metrics_listener {
             let app = routes::health::metrics_router().with_state(state.clone());
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(metrics_listener, app).await {
-                    tracing::error!(error = %e, "the metrics listener failed");
-                }
-            }));
+            let stop = stop_rx.clone();
+            tasks.push(tokio::spawn(crate::serve::serve(
+                metrics_listener,
+                app,
+                stop,
+            )));
         }
         let drained = state.clone();
         let app = build_router(state);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut server = tokio::spawn(async move {
             crate::serve::serve(listener, app, stop_rx).await;
             Ok::<(), std::io::Error>(())

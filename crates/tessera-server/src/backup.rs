@@ -6,7 +6,7 @@
 //! matches its session. PostgreSQL and MySQL have their own tools (`pg_dump`, `mysqldump`).
 
 use std::fs::{self, DirBuilder};
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
@@ -73,14 +73,40 @@ pub async fn backup(settings: &Settings, dest: &Path) -> anyhow::Result<Summary>
         .mode(0o700)
         .create(dest)
         .with_context(|| format!("while creating {}", dest.display()))?;
-    let SqlDatabase::Sqlite(db) = SqlDatabase::open(settings, &data_dir, false).await? else {
-        bail!("the embedded database is not SQLite");
-    };
-    let copied = db.backup_to(&db_copy).await;
-    db.close().await;
-    copied.context("while copying the database")?;
-    fs::set_permissions(&db_copy, fs::Permissions::from_mode(0o600))?;
-    private_copy(&keys, &dest.join("keys.json"))?;
+    // The copy holds password hashes: a directory others can enter would show it.
+    let mode = fs::metadata(dest)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is open to other users (mode {:o}); run `chmod 700 {}` or give another directory",
+            dest.display(),
+            mode & 0o777,
+            dest.display()
+        );
+    }
+    // Created empty with mode 0600 first, so the copy is never readable by others, even while
+    // it is written (`VACUUM INTO` fills an empty file).
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&db_copy)
+        .with_context(|| format!("while creating {}", db_copy.display()))?;
+    let result = async {
+        let SqlDatabase::Sqlite(db) = SqlDatabase::open(settings, &data_dir, false).await? else {
+            bail!("the embedded database is not SQLite");
+        };
+        let copied = db.backup_to(&db_copy).await;
+        db.close().await;
+        copied.context("while copying the database")?;
+        private_copy(&keys, &dest.join("keys.json"))
+    }
+    .await;
+    if let Err(e) = result {
+        // Leave nothing half-written that would block the next attempt.
+        let _ = fs::remove_file(&db_copy);
+        let _ = fs::remove_file(dest.join("keys.json"));
+        return Err(e);
+    }
     let sessions = SqliteStore::check_file(&db_copy)
         .await
         .context("while checking the copy")?;
@@ -112,32 +138,73 @@ pub async fn restore(settings: &Settings, src: &Path) -> anyhow::Result<Summary>
     let data_dir = DataDir::open(&settings.data_dir, Access::Exclusive)
         .context("stop the server before restoring")?;
     let dir = data_dir.path();
+    if fs::canonicalize(src)? == fs::canonicalize(dir)? {
+        bail!(
+            "{} is the data directory itself, not a backup",
+            src.display()
+        );
+    }
+    // Staged beside the live files first (copied and synced), so a failure before the switch
+    // leaves the data directory as it was.
+    let staged = [
+        (
+            db_copy.clone(),
+            dir.join("tessera.db.restoring"),
+            dir.join("tessera.db"),
+        ),
+        (
+            keys_copy.clone(),
+            dir.join("keys.json.restoring"),
+            dir.join("keys.json"),
+        ),
+    ];
+    for (from, temp, _) in &staged {
+        let _ = fs::remove_file(temp);
+        private_copy(from, temp)?;
+        fs::File::open(temp)?.sync_all()?;
+    }
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let aside = dir.join(format!("before-restore-{stamp}"));
-    let mut moved = false;
-    for name in [
-        "tessera.db",
-        "tessera.db-wal",
-        "tessera.db-shm",
-        "keys.json",
-    ] {
-        let current = dir.join(name);
-        if current.exists() {
-            if !moved {
-                DirBuilder::new().mode(0o700).create(&aside)?;
-                moved = true;
+    DirBuilder::new().mode(0o700).create(&aside)?;
+    let mut moved = Vec::new();
+    let mut switch = || -> anyhow::Result<()> {
+        for name in [
+            "tessera.db",
+            "tessera.db-wal",
+            "tessera.db-shm",
+            "keys.json",
+        ] {
+            let current = dir.join(name);
+            if current.exists() {
+                fs::rename(&current, aside.join(name))
+                    .with_context(|| format!("while moving {} aside", current.display()))?;
+                moved.push(name);
             }
-            fs::rename(&current, aside.join(name))
-                .with_context(|| format!("while moving {} aside", current.display()))?;
         }
+        for (_, temp, live) in &staged {
+            fs::rename(temp, live)
+                .with_context(|| format!("while putting {} in place", live.display()))?;
+        }
+        Ok(())
+    };
+    if let Err(e) = switch() {
+        // Put back what was moved; the staged copies stay for a look.
+        for name in &moved {
+            let _ = fs::rename(aside.join(name), dir.join(name));
+        }
+        return Err(e);
     }
-    private_copy(&db_copy, &dir.join("tessera.db"))?;
-    private_copy(&keys_copy, &dir.join("keys.json"))?;
+    let set_aside = if moved.is_empty() {
+        let _ = fs::remove_dir(&aside);
+        None
+    } else {
+        Some(aside)
+    };
     Ok(Summary {
         sessions,
         bytes: fs::metadata(dir.join("tessera.db"))?.len(),
-        set_aside: moved.then_some(aside),
+        set_aside,
     })
 }

@@ -226,42 +226,77 @@ fn data_directory(report: &mut Report, settings: &Settings) -> Option<DataDir> {
 }
 
 async fn database(report: &mut Report, settings: &Settings, data_dir: Option<&DataDir>) {
-    let (name, embedded) = match settings.database() {
-        Database::EmbeddedSqlite => ("database", true),
-        _ => ("database", false),
+    // SQLite is looked at read-only, never opened the way the server opens it (which creates
+    // the file and applies migrations).
+    let sqlite_file = match settings.database() {
+        Database::EmbeddedSqlite => Some(settings.data_dir.join("tessera.db")),
+        Database::Sqlite(url) => {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            Some(std::path::PathBuf::from(
+                path.split('?').next().unwrap_or(path),
+            ))
+        }
+        _ => None,
     };
-    let Some(data_dir) = data_dir else {
-        if embedded {
+    if let Some(file) = sqlite_file {
+        if !file.exists() {
             report.add(
-                name,
+                "database",
                 Status::Warn,
-                "the embedded SQLite database is created at the first start",
+                format!(
+                    "{} does not exist yet; the first start creates it",
+                    file.display()
+                ),
             );
             return;
         }
-        // A server database needs no data directory to be checked; open a throwaway one.
-        let Ok(tmp) = tempdir_for_check() else {
-            report.add(name, Status::Fail, "cannot make a temporary directory");
-            return;
-        };
-        return database_in(report, settings, &tmp.1).await;
-    };
-    database_in(report, settings, data_dir).await;
-}
-
-/// A data directory in the system's temporary space, removed with the returned guard.
-fn tempdir_for_check() -> std::io::Result<(TempGuard, DataDir)> {
-    let path = std::env::temp_dir().join(format!("tessera-doctor-{}", std::process::id()));
-    let dir = DataDir::open(&path, Access::Shared).map_err(std::io::Error::other)?;
-    Ok((TempGuard(path), dir))
-}
-
-struct TempGuard(std::path::PathBuf);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        match tessera_store::sqlite::SqliteStore::check_file(&file).await {
+            Ok(sessions) => report.add(
+                "database",
+                Status::Ok,
+                format!(
+                    "SQLite {} intact ({sessions} session rows); its schema is migrated at start",
+                    file.display()
+                ),
+            ),
+            Err(e) => report.add(
+                "database",
+                Status::Fail,
+                format!("SQLite {}: {e}", file.display()),
+            ),
+        }
+        return;
     }
+    // A server database: the data directory plays no part, a throwaway one will do.
+    match data_dir {
+        Some(dir) => database_in(report, settings, dir).await,
+        None => match tempfile::tempdir()
+            .map_err(anyhow::Error::from)
+            .and_then(|tmp| Ok((DataDir::open(tmp.path(), Access::Shared)?, tmp)))
+        {
+            Ok((dir, _tmp)) => database_in(report, settings, &dir).await,
+            Err(e) => report.add(
+                "database",
+                Status::Fail,
+                format!("no temporary directory: {e}"),
+            ),
+        },
+    }
+}
+
+/// `url` (or comma-separated URLs) without user information: a password lives there.
+pub fn redacted(url: &str) -> String {
+    url.split(',')
+        .map(|one| match (one.find("://"), one.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://[redacted]@{}", &one[..scheme], &one[at + 1..])
+            }
+            _ => one.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 async fn database_in(report: &mut Report, settings: &Settings, data_dir: &DataDir) {
@@ -342,14 +377,20 @@ async fn redis(report: &mut Report, settings: &Settings) {
                 Status::Fail,
                 format!(
                     "unreachable at {}: {e}; check redis_url and that Redis is up",
-                    settings.redis_url
+                    redacted(&settings.redis_url)
                 ),
             );
             return;
         }
     };
     for node in nodes {
-        let name = format!("redis {}", node.node.trim_start_matches("redis://"));
+        let shown = redacted(&node.node);
+        let name = format!(
+            "redis {}",
+            shown
+                .trim_start_matches("redis://")
+                .trim_start_matches("rediss://")
+        );
         if node.maxmemory_policy == "noeviction" {
             report.add(
                 name.clone(),
@@ -393,6 +434,25 @@ async fn redis(report: &mut Report, settings: &Settings) {
             &format!("{name} clock"),
             node.time_ms,
             settings.leeway,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_in_urls_are_never_printed() {
+        assert_eq!(
+            super::redacted("redis://:s3cret@10.0.0.1:6379/0"),
+            "redis://[redacted]@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            super::redacted("rediss://user:pw@a:1,rediss://user:pw@b:2"),
+            "rediss://[redacted]@a:1,rediss://[redacted]@b:2"
+        );
+        assert_eq!(
+            super::redacted("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
         );
     }
 }

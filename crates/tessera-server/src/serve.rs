@@ -30,6 +30,9 @@ pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Recei
     };
     tokio::pin!(stopped);
     let graceful = GracefulShutdown::new();
+    // The connections, so that dropping this future (a shutdown that ran out of time) ends
+    // them too.
+    let mut connections = tokio::task::JoinSet::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -48,6 +51,8 @@ pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Recei
                 }
             },
             () = &mut stopped => break,
+            // Reap finished connections as they end.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
@@ -58,7 +63,7 @@ pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Recei
             router.clone().oneshot(request)
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
@@ -66,4 +71,5 @@ pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Recei
     }
     drop(listener);
     graceful.shutdown().await;
+    connections.shutdown().await;
 }

@@ -203,6 +203,26 @@ impl AppState {
         Ok(())
     }
 
+    /// Ends one session (if still live) and every access token of it: stored first, then applied
+    /// to this process's revocation state. Returns the entries (none if it was already over).
+    pub async fn end_session(
+        &self,
+        sid: tessera_core::ids::SessionId,
+        reason: tessera_core::session::RevokeReason,
+    ) -> Result<Vec<RevocationEntry>, ApiError> {
+        let entries = self
+            .sessions
+            .revoke_sessions(
+                &tessera_store::SessionSelector::One(sid),
+                reason,
+                self.now(),
+                self.revocation_keep(),
+            )
+            .await?;
+        self.revocations.apply(&entries);
+        Ok(entries)
+    }
+
     /// Records a security event: one audit log line, and its metric.
     pub fn audit(
         &self,

@@ -223,7 +223,58 @@ pub struct RefreshLimiter {
     buckets: Mutex<HashMap<tessera_core::ids::SessionId, (f64, Timestamp)>>,
 }
 
+/// One refresh taken from a session's bucket: given back when dropped, unless [`kept`]
+/// (the refresh was answered).
+///
+/// [`kept`]: Charge::keep
+#[derive(Debug)]
+pub struct Charge<'a> {
+    limiter: &'a RefreshLimiter,
+    sid: tessera_core::ids::SessionId,
+    per_minute: u32,
+    kept: bool,
+}
+
+impl Charge<'_> {
+    /// The refresh was answered: the charge stands.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        if !self.kept && self.per_minute > 0 {
+            let mut buckets = self
+                .limiter
+                .buckets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some((tokens, _)) = buckets.get_mut(&self.sid) {
+                *tokens = (*tokens + 1.0).min(f64::from(self.per_minute));
+            }
+        }
+    }
+}
+
 impl RefreshLimiter {
+    /// Takes one refresh from `sid`'s bucket for a request, to be kept when the request is
+    /// answered and given back otherwise; or says how long until one is there.
+    pub fn charge(
+        &self,
+        sid: tessera_core::ids::SessionId,
+        now: Timestamp,
+        per_minute: u32,
+    ) -> Result<Charge<'_>, Duration> {
+        self.take(sid, now, per_minute)?;
+        Ok(Charge {
+            limiter: self,
+            sid,
+            per_minute,
+            kept: false,
+        })
+    }
+
     /// Takes one refresh from `sid`'s bucket, or says how long until one is there.
     /// `per_minute == 0`: no limit.
     pub fn take(
@@ -290,5 +341,17 @@ mod refresh_tests {
         for _ in 0..100 {
             assert!(limiter.take(a, t0, 0).is_ok(), "0: no limit");
         }
+    }
+
+    #[test]
+    fn a_charge_not_kept_is_given_back() {
+        let limiter = RefreshLimiter::default();
+        let a = SessionId::random();
+        let t0 = Timestamp::from_secs(1_000);
+        for _ in 0..10 {
+            drop(limiter.charge(a, t0, 1).expect("given back each time"));
+        }
+        limiter.charge(a, t0, 1).expect("one").keep();
+        assert!(limiter.charge(a, t0, 1).is_err(), "a kept charge stands");
     }
 }

@@ -191,7 +191,10 @@ fn write_line(out: &mut impl std::io::Write, line: &Line) -> anyhow::Result<()> 
 }
 
 /// Writes every user, live session and live revocation entry of `state`'s stores to `path`
-/// (created with mode 0600; an existing file is never overwritten). Safe while servers run.
+/// (created with mode 0600; an existing file is never overwritten). It can run beside servers,
+/// but for an exact move stop them first: a session rotated while the export runs is exported
+/// at its old generation, so its next refresh on the new store counts as reuse (one log-in again).
+/// Sessions ended while it runs are caught by the import (their revocation entries win).
 pub async fn export(state: &AppState, path: &Path) -> anyhow::Result<Counts> {
     let file = OpenOptions::new()
         .write(true)
@@ -249,8 +252,10 @@ pub async fn export(state: &AppState, path: &Path) -> anyhow::Result<Counts> {
 }
 
 /// Reads an export from `path` into `state`'s stores. The file is read whole and checked (format,
-/// the counts of its end line) before anything is written. Users and sessions already present
-/// with the same id are left as they are, so an interrupted import can be run again.
+/// the counts of its end line, every session's user and refresh key) before anything is written;
+/// revocations are written first, then users (with the cutoffs of the log applied), then the
+/// sessions the log does not say were ended. Users and sessions already present with the same id
+/// are left as they are, so an interrupted import can be run again.
 pub async fn import(state: &AppState, path: &Path) -> anyhow::Result<Counts> {
     let file =
         std::fs::File::open(path).with_context(|| format!("while opening {}", path.display()))?;
@@ -294,61 +299,98 @@ pub async fn import(state: &AppState, path: &Path) -> anyhow::Result<Counts> {
         );
     }
 
+    // Sort the file and check what can be checked before writing anything.
+    let mut users = Vec::new();
+    let mut sessions = Vec::new();
+    let mut revocations = Vec::new();
+    for line in lines {
+        match line {
+            Line::User(record) => users.push(User::from(record)),
+            Line::Session(record) => sessions.push(Session::try_from(record)?),
+            Line::Revocation(entry) => revocations.push(entry),
+            Line::Header { .. } | Line::End(_) => {}
+        }
+    }
+    let user_ids: std::collections::HashSet<&UserId> = users.iter().map(|u| &u.id).collect();
+    for session in &sessions {
+        if state.refresh_keys.get(&session.key_id).is_none() {
+            bail!(
+                "session {} uses refresh key {:?}, which this deployment's keys.json does not have; copy keys.json from the exporting deployment first",
+                session.id, session.key_id
+            );
+        }
+        if !user_ids.contains(&session.user_id) {
+            bail!(
+                "{} is damaged: session {} belongs to no exported user",
+                path.display(),
+                session.id
+            );
+        }
+    }
+    // A session or cutoff revoked while the export ran is in the log but may also have been
+    // read as live: the log wins.
+    let mut revoked = std::collections::HashSet::new();
+    let mut cutoffs: std::collections::HashMap<&str, Timestamp> = std::collections::HashMap::new();
+    for entry in &revocations {
+        match entry {
+            RevocationEntry::RevokedSession { sid, .. } => {
+                revoked.insert(*sid);
+            }
+            RevocationEntry::UserCutoff { sub, at, .. } => {
+                let cutoff = cutoffs.entry(sub.as_str()).or_insert(*at);
+                *cutoff = (*cutoff).max(*at);
+            }
+            RevocationEntry::DeniedToken { .. } => {}
+        }
+    }
+
     let now = state.now();
     let keep = state.revocation_keep();
     let progress = Progress::new("imported");
     let mut counts = Counts::default();
-    let mut revocations = Vec::new();
-    for line in lines {
-        match line {
-            Line::User(record) => {
-                let user = User::from(record);
-                match state.users.user_by_id(&user.id).await? {
-                    Some(existing) if existing == user => {}
-                    Some(_) => bail!(
-                        "the target already has a different user with the id {} ({}); import into an empty store",
-                        user.id, user.username
-                    ),
-                    None => state
-                        .users
-                        .import_user(&user, now)
-                        .await
-                        .with_context(|| format!("while importing user {}", user.username))?,
-                }
-                counts.users += 1;
-            }
-            Line::Session(record) => {
-                let session = Session::try_from(record)?;
-                if state.refresh_keys.get(&session.key_id).is_none() {
-                    bail!(
-                        "session {} uses refresh key {:?}, which this deployment's keys.json does not have; copy keys.json from the exporting deployment first",
-                        session.id, session.key_id
-                    );
-                }
-                if state
-                    .sessions
-                    .session_from_source(&session.id)
-                    .await?
-                    .is_none()
-                {
-                    state
-                        .sessions
-                        .create_session(&session, u32::MAX, keep)
-                        .await
-                        .with_context(|| format!("while importing session {}", session.id))?;
-                }
-                counts.sessions += 1;
-            }
-            Line::Revocation(entry) => {
-                revocations.push(entry);
-                counts.revocations += 1;
-            }
-            Line::Header { .. } | Line::End(_) => {}
-        }
-        progress.show(&counts);
-    }
+    // Revocations first: a run cut short never leaves a live session whose revocation is missing.
     for chunk in revocations.chunks(500) {
         state.sessions.record(chunk, now).await?;
+        counts.revocations += chunk.len() as u64;
+        progress.show(&counts);
+    }
+    for mut user in users {
+        if let Some(at) = cutoffs.get(user.id.as_str()) {
+            user.cutoff = Some(user.cutoff.map_or(*at, |c| c.max(*at)));
+        }
+        match state.users.user_by_id(&user.id).await? {
+            Some(existing) if existing == user => {}
+            Some(_) => bail!(
+                "the target already has a different user with the id {} ({}); import into an empty store",
+                user.id, user.username
+            ),
+            None => state
+                .users
+                .import_user(&user, now)
+                .await
+                .with_context(|| format!("while importing user {}", user.username))?,
+        }
+        counts.users += 1;
+        progress.show(&counts);
+    }
+    for session in sessions {
+        counts.sessions += 1;
+        if revoked.contains(&session.id) {
+            continue; // ended while the export ran
+        }
+        if state
+            .sessions
+            .session_from_source(&session.id)
+            .await?
+            .is_none()
+        {
+            state
+                .sessions
+                .create_session(&session, u32::MAX, keep)
+                .await
+                .with_context(|| format!("while importing session {}", session.id))?;
+        }
+        progress.show(&counts);
     }
     progress.done();
     Ok(counts)

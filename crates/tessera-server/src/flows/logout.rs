@@ -19,7 +19,7 @@ use crate::flows::users;
 use crate::state::AppState;
 
 /// Which sessions a logout ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// The session of the presented token.
@@ -150,17 +150,7 @@ pub async fn logout(
     let ended = match (scope, identity) {
         (Scope::Session, None) => 0,
         (Scope::Session, Some(id)) => {
-            let selector = SessionSelector::One(id.sid);
-            let entries = state
-                .sessions
-                .revoke_sessions(
-                    &selector,
-                    RevokeReason::Logout,
-                    state.now(),
-                    state.revocation_keep(),
-                )
-                .await?;
-            state.revocations.apply(&entries);
+            let entries = state.end_session(id.sid, RevokeReason::Logout).await?;
             // The revoked-session entry kills every access token of the session, this one
             // included, for as long as any can live: a denial of its `jti` would be a second
             // write (a second commit) saying the same. Only when nothing was revoked now (the
@@ -262,16 +252,7 @@ pub async fn revoke_refresh(
     if session.client.client_id != client_id {
         return Ok(Revoked::OtherClient);
     }
-    let entries = state
-        .sessions
-        .revoke_sessions(
-            &SessionSelector::One(session.id),
-            RevokeReason::Logout,
-            state.now(),
-            state.revocation_keep(),
-        )
-        .await?;
-    state.revocations.apply(&entries);
+    state.end_session(session.id, RevokeReason::Logout).await?;
     state.audit(
         "token_revoked",
         Some(session.user_id.as_str()),

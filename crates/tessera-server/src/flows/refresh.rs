@@ -8,7 +8,7 @@ use tessera_core::decision::{self, Decision, Refusal};
 use tessera_core::ids::SessionId;
 use tessera_core::refresh::RefreshToken;
 use tessera_core::session::{RevokeReason, Session};
-use tessera_store::{SessionSelector, User};
+use tessera_store::User;
 
 use crate::audit::ClientMeta;
 use crate::error::ApiError;
@@ -76,7 +76,7 @@ pub async fn refresh(
     // a copy decides a rotation alone (the compare-and-set in the source of truth confirms it);
     // every other verdict is taken again on the source's own state.
     let mut from_source = !state.sessions.caches_sessions();
-    let mut charged = false;
+    let mut charge: Option<crate::throttle::Charge<'_>> = None;
     for _ in 0..MAX_ATTEMPTS {
         let now = state.now();
         let session = if from_source {
@@ -113,17 +113,7 @@ pub async fn refresh(
                 client,
             ));
         }
-        let decided = state.revocations.with(|set| {
-            decision::decide(
-                &token,
-                Some(&session),
-                &state.refresh_keys,
-                &user.standing(),
-                set,
-                state.policy.grace,
-                now,
-            )
-        });
+        let decided = decide(state, &token, &session, &user, now);
         if !from_source && !matches!(decided, Ok(Decision::Rotate)) {
             from_source = true;
             continue;
@@ -133,37 +123,13 @@ pub async fn refresh(
             Ok(decision) => decision,
             Err(Refusal::Reuse) => {
                 // The family is compromised: revoke the session and its live access tokens.
-                let selector = SessionSelector::One(session.id);
-                let entries = state
-                    .sessions
-                    .revoke_sessions(
-                        &selector,
-                        RevokeReason::ReuseDetected,
-                        now,
-                        state.revocation_keep(),
-                    )
+                state
+                    .end_session(session.id, RevokeReason::ReuseDetected)
                     .await?;
-                state.revocations.apply(&entries);
                 return Err(refused(state, Refusal::Reuse, who.0, who.1, client));
             }
             Err(other) => return Err(refused(state, other, who.0, who.1, client)),
         };
-        // The session's rate limit, charged once per request and only for a refresh that would
-        // be honoured: a 429 consumes nothing and is never taken for reuse.
-        if !charged {
-            charged = true;
-            let limit = state.settings.refresh_rate_limit;
-            if let Err(wait) = state.refresh_limit.take(session.id, now, limit) {
-                state.audit(
-                    "refresh_throttled",
-                    who.0,
-                    who.1,
-                    client,
-                    "too_many_requests",
-                );
-                return Err(RefreshError::Api(ApiError::too_many_refreshes(wait)));
-            }
-        }
         // Seed 000 sends the old access token along: it must name this very session.
         let old_access = match access_token {
             Some(text) => match state.authentic_claims(text) {
@@ -172,6 +138,25 @@ pub async fn refresh(
             },
             None => None,
         };
+        // The session's rate limit, charged once per request and only for a refresh that will
+        // be honoured: refunded if the request ends in an error after all (the charge's drop),
+        // and a 429 consumes nothing and is never taken for reuse.
+        if charge.is_none() {
+            let limit = state.settings.refresh_rate_limit;
+            match state.refresh_limit.charge(session.id, now, limit) {
+                Ok(taken) => charge = Some(taken),
+                Err(wait) => {
+                    state.audit(
+                        "refresh_throttled",
+                        who.0,
+                        who.1,
+                        client,
+                        "too_many_requests",
+                    );
+                    return Err(RefreshError::Api(ApiError::too_many_refreshes(wait)));
+                }
+            }
+        }
         let issued = match decision {
             Decision::Rotate => {
                 let next = session.rotated(&state.policy, now);
@@ -206,6 +191,9 @@ pub async fn refresh(
             }
             Decision::GraceRetry => state.issue(&session, &user, now)?,
         };
+        if let Some(taken) = charge.take() {
+            taken.keep();
+        }
         state.audit("refresh", who.0, who.1, client, decision.outcome());
         return Ok((issued, decision));
     }
@@ -235,19 +223,29 @@ pub async fn inspect(
     let Some(user) = state.users.user_by_id(&session.user_id).await? else {
         return Ok(None);
     };
-    let now = state.now();
-    let decided = state.revocations.with(|set| {
+    let decided = decide(state, &token, &session, &user, state.now());
+    Ok(matches!(decided, Ok(Decision::Rotate)).then_some((session, user)))
+}
+
+/// THE refresh decision on this process's revocation state.
+fn decide(
+    state: &AppState,
+    token: &RefreshToken,
+    session: &Session,
+    user: &User,
+    now: tessera_core::Timestamp,
+) -> Result<Decision, Refusal> {
+    state.revocations.with(|set| {
         decision::decide(
-            &token,
-            Some(&session),
+            token,
+            Some(session),
             &state.refresh_keys,
             &user.standing(),
             set,
             state.policy.grace,
             now,
         )
-    });
-    Ok(matches!(decided, Ok(Decision::Rotate)).then_some((session, user)))
+    })
 }
 
 fn refused(

@@ -14,7 +14,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_core::ids::{SessionId, UserId};
 use tessera_core::session::RevokeReason;
-use tessera_store::SessionSelector;
 
 use crate::audit::ClientMeta;
 use crate::error::ApiError;
@@ -104,9 +103,10 @@ async fn list_users(
     ))
 }
 
-#[derive(Deserialize)]
+/// A user created by an admin.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateUser {
+pub(crate) struct CreateUser {
     username: String,
     password: Option<String>,
     #[serde(default)]
@@ -249,16 +249,7 @@ async fn end_session(
         .session(&sid)
         .await?
         .ok_or_else(|| ApiError::not_found("no such session"))?;
-    let entries = state
-        .sessions
-        .revoke_sessions(
-            &SessionSelector::One(sid),
-            RevokeReason::AdminRevoked,
-            state.now(),
-            state.revocation_keep(),
-        )
-        .await?;
-    state.revocations.apply(&entries);
+    state.end_session(sid, RevokeReason::AdminRevoked).await?;
     log(
         &state,
         "session_ended",
@@ -270,9 +261,10 @@ async fn end_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// A session minted for a subject authenticated elsewhere.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MintSession {
+pub(crate) struct MintSession {
     /// User id or username.
     user: String,
     /// Create a password-less user of that name if none exists.

@@ -26,9 +26,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/auth/logout-all", post(logout_all_handler))
 }
 
-#[derive(Deserialize)]
+/// A password login.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     username: String,
     password: String,
     /// The OAuth client the session is for (default: the first-party client). A confidential
@@ -76,9 +77,10 @@ fn login_client(
     }
 }
 
-#[derive(Deserialize)]
+/// A refresh.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefreshRequest {
+pub(crate) struct RefreshRequest {
     refresh_token: String,
     /// The access token issued with it, optionally (seed 000's reissue sends both).
     #[serde(default)]
@@ -101,9 +103,10 @@ async fn refresh_handler(
     refresh_answer(&state, result)
 }
 
-#[derive(Deserialize, Default)]
+/// What to log out of.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LogoutRequest {
+pub(crate) struct LogoutRequest {
     #[serde(default)]
     scope: Scope,
     #[serde(default)]

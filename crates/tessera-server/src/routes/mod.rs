@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod oauth;
+pub mod openapi;
 pub mod sessions;
 pub mod users;
 pub mod verify;
@@ -20,7 +21,7 @@ use crate::flows::refresh::RefreshError;
 use crate::state::{AppState, Issued};
 
 /// The answer to login, refresh and admin session minting.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     /// The access token (JWT).
     pub access_token: String,

@@ -7,7 +7,6 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tessera_core::ids::{SessionId, UserId};
 use tessera_core::session::{RevokeReason, Session};
-use tessera_store::SessionSelector;
 
 use crate::audit::ClientMeta;
 use crate::error::ApiError;
@@ -72,16 +71,7 @@ async fn end(
         Some(s) if s.user_id == user_id => {}
         _ => return Err(not_found()),
     }
-    let entries = state
-        .sessions
-        .revoke_sessions(
-            &SessionSelector::One(sid),
-            RevokeReason::Logout,
-            state.now(),
-            state.revocation_keep(),
-        )
-        .await?;
-    state.revocations.apply(&entries);
+    state.end_session(sid, RevokeReason::Logout).await?;
     state.audit(
         "session_ended",
         Some(user_id.as_str()),

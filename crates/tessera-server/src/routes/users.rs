@@ -19,10 +19,13 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/users", post(sign_up))
 }
 
-#[derive(Deserialize)]
+/// A sign-up.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SignUp {
+pub(crate) struct SignUp {
+    /// 3 to 64 letters, digits and `. _ @ + -`.
     username: String,
+    /// At most 1 KiB.
     password: String,
 }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bad_input;
+mod contract;
 mod faults;
 mod flows;
 mod forged;
@@ -10,6 +11,7 @@ mod interop;
 mod metrics;
 mod oauth;
 mod oauth_property;
+mod openapi;
 mod refresh;
 mod restart;
 

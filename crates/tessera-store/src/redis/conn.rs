@@ -141,25 +141,7 @@ impl RedisStore {
                 "the redis prefix must not contain { or }".into(),
             ));
         }
-        // TLS (rediss://) uses rustls with the ring provider; installing it twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let ca_pem = match &options.ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                StoreError::Backend(
-                    format!("cannot read the redis CA file {}: {e}", path.display()).into(),
-                )
-            })?),
-            None => None,
-        };
-        let nodes: Vec<String> = options
-            .url
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if nodes.is_empty() {
-            return Err(StoreError::Backend("no redis URL given".into()));
-        }
+        let (nodes, ca_pem) = endpoints(&options)?;
         let cluster = nodes.len() > 1
             || is_cluster_node(&nodes[0], ca_pem.as_deref(), options.timeout)
                 .await
@@ -450,25 +432,9 @@ pub struct NodeFacts {
 /// Reads the settings that matter to Tessera off every node `options` names (the masters of a
 /// cluster), without touching any key.
 pub async fn inspect(options: &RedisOptions) -> Result<Vec<NodeFacts>, StoreError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let ca_pem = match &options.ca_file {
-        Some(path) => Some(std::fs::read(path).map_err(|e| {
-            StoreError::Backend(
-                format!("cannot read the redis CA file {}: {e}", path.display()).into(),
-            )
-        })?),
-        None => None,
-    };
+    let (mut nodes, ca_pem) = endpoints(options)?;
     let ca = ca_pem.as_deref();
-    let mut nodes: Vec<String> = options
-        .url
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let Some(seed) = nodes.first().cloned() else {
-        return Err(StoreError::Backend("no redis URL given".into()));
-    };
+    let seed = nodes[0].clone();
     let cluster = nodes.len() > 1
         || is_cluster_node(&seed, ca, options.timeout)
             .await
@@ -492,4 +458,28 @@ pub async fn inspect(options: &RedisOptions) -> Result<Vec<NodeFacts>, StoreErro
         });
     }
     Ok(facts)
+}
+
+/// The node URLs of `options` (at least one) and the CA to trust, if one is configured. Installs
+/// the TLS provider (rustls with ring; installing it twice is harmless).
+fn endpoints(options: &RedisOptions) -> Result<(Vec<String>, Option<Vec<u8>>), StoreError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca_pem = match &options.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            StoreError::Backend(
+                format!("cannot read the redis CA file {}: {e}", path.display()).into(),
+            )
+        })?),
+        None => None,
+    };
+    let nodes: Vec<String> = options
+        .url
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if nodes.is_empty() {
+        return Err(StoreError::Backend("no redis URL given".into()));
+    }
+    Ok((nodes, ca_pem))
 }
