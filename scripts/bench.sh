@@ -5,14 +5,18 @@
 # measured in the same run. Loopback only; every loop is bounded in time.
 #
 #   scripts/bench.sh            # RUNS=3 DURATION=5s MODES="empty verify verify-fresh refresh logout login"
+#   BIN=/tmp/old/tessera scripts/bench.sh   # another build, e.g. to compare two versions
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5s}
 CONC=${CONC:-16}
-cargo build --release -q -p tessera-cli -p tessera-bench
-BIN=target/release/tessera
-BENCH=target/release/tessera-bench
+# BIN (and BENCH) name other builds to compare, e.g. an older release, in the same run.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p tessera-cli -p tessera-bench
+fi
+BIN=$(realpath "${BIN:-target/release/tessera}")
+BENCH=${BENCH:-target/release/tessera-bench}
 WORK=$(mktemp -d)
 REDIS_PORT=${REDIS_PORT:-16390}
 cleanup() {
@@ -36,7 +40,7 @@ start_server() { # store
     TESSERA_LISTEN=127.0.0.1:18181 TESSERA_LOG_LEVEL=warn TESSERA_SESSION_STORE="$store" \
     TESSERA_REFRESH_RATE_LIMIT=0 \
     TESSERA_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" TESSERA_DATA_DIR="$dir/data" \
-    "$OLDPWD/$BIN" serve >"$dir/log" 2>&1) &
+    "$BIN" serve >"$dir/log" 2>&1) &
   SERVER_PID=$!
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18181/readyz >/dev/null && return; sleep 0.1; done
   echo "server did not start"; cat "$dir/log"; exit 1
