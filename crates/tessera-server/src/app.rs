@@ -198,13 +198,6 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// The bound address of the separate metrics listener, if one is configured.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
-    }
-
     /// The shared state.
     pub fn state(&self) -> &AppState {
         &self.state
@@ -334,7 +327,7 @@ pub async fn build_state(
         passwords: PasswordPool::new(
             hasher,
             concurrency,
-            Arc::clone(&metrics.hash_queue),
+            metrics.hash_queue.clone(),
             metrics.password_checks.clone(),
         ),
         metrics,

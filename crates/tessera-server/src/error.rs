@@ -127,24 +127,26 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", description)
     }
 
-    /// 429 `too_many_requests` with `Retry-After` (whole seconds, at least 1).
+    /// 429 `too_many_requests` for login attempts, with `Retry-After`.
     pub fn too_many_requests(wait: std::time::Duration) -> Self {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "too many login attempts; retry later",
-        )
-        .header(header::RETRY_AFTER, &secs.max(1).to_string())
+        Self::throttled("too many login attempts; retry later", wait)
     }
 
     /// 429 `too_many_requests` for a session refreshed more often than its limit allows.
     pub fn too_many_refreshes(wait: std::time::Duration) -> Self {
+        Self::throttled(
+            "this session is refreshed too often; retry later with the same refresh token",
+            wait,
+        )
+    }
+
+    /// 429 `too_many_requests` with `Retry-After` (whole seconds, rounded up, at least 1).
+    fn throttled(description: &str, wait: std::time::Duration) -> Self {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
-            "this session is refreshed too often; retry later with the same refresh token",
+            description,
         )
         .header(header::RETRY_AFTER, &secs.max(1).to_string())
     }

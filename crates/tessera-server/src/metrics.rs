@@ -4,8 +4,6 @@
 //!
 //! Every metric is listed, with its labels, in `docs/operations.md`.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -113,12 +111,11 @@ pub struct Metrics {
     admin_actions: Family<Action, Counter>,
     revocation_entries: Gauge,
     revocation_sync_age: Gauge<f64, std::sync::atomic::AtomicU64>,
-    hashes_waiting: Gauge,
     live_sessions: Gauge,
     live_counted: std::sync::Mutex<Option<Instant>>,
     store_ops: StoreOps,
     /// Password hashing jobs queued or running, kept by the password pool.
-    pub hash_queue: Arc<AtomicI64>,
+    pub hash_queue: Gauge,
     /// Password verifications, counted by the password pool.
     pub password_checks: Counter,
 }
@@ -200,11 +197,11 @@ impl Default for Metrics {
             "Time since the revocation log was last read to its end (stale beyond 3 s: bearer checks fail closed)",
             revocation_sync_age.clone(),
         );
-        let hashes_waiting = Gauge::default();
+        let hash_queue = Gauge::default();
         registry.register(
             "password_hash_queue",
             "Password hashes queued or running on the argon2 threads",
-            hashes_waiting.clone(),
+            hash_queue.clone(),
         );
         let password_checks = Counter::default();
         registry.register(
@@ -248,8 +245,7 @@ impl Default for Metrics {
             admin_actions,
             revocation_entries,
             revocation_sync_age,
-            hashes_waiting,
-            hash_queue: Arc::default(),
+            hash_queue,
             password_checks,
         }
     }
@@ -348,8 +344,6 @@ impl Metrics {
                 .sync_age()
                 .map_or(f64::INFINITY, |age| age.as_secs_f64()),
         );
-        self.hashes_waiting
-            .set(self.hash_queue.load(Ordering::Relaxed));
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -7,7 +7,6 @@
 //! gets every cycle they leave (BENCHMARKS.md measures both). The threads are the pool's own, so
 //! their priority touches nothing else (Tokio's blocking pool also resolves host names).
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -23,7 +22,7 @@ type Job = Box<dyn FnOnce(&PasswordHasher) + Send>;
 pub struct PasswordPool {
     jobs: mpsc::Sender<Job>,
     /// Jobs queued or running (the `tessera_password_hash_queue` gauge).
-    depth: Arc<AtomicI64>,
+    depth: prometheus_client::metrics::gauge::Gauge,
     /// Password verifications run, the dummy ones for unknown users included.
     checks: prometheus_client::metrics::counter::Counter,
 }
@@ -34,7 +33,7 @@ impl PasswordPool {
     pub fn new(
         hasher: PasswordHasher,
         concurrency: usize,
-        depth: Arc<AtomicI64>,
+        depth: prometheus_client::metrics::gauge::Gauge,
         checks: prometheus_client::metrics::counter::Counter,
     ) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -72,15 +71,15 @@ impl PasswordPool {
     ) -> Result<T, ApiError> {
         let (done, result) = oneshot::channel();
         let span = tracing::Span::current();
-        let depth = Arc::clone(&self.depth);
-        depth.fetch_add(1, Ordering::Relaxed);
+        let depth = self.depth.clone();
+        depth.inc();
         let job: Job = Box::new(move |hasher| {
             let outcome = span.in_scope(|| work(hasher));
-            depth.fetch_sub(1, Ordering::Relaxed);
+            depth.dec();
             let _ = done.send(outcome);
         });
         self.jobs.send(job).map_err(|_| {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
+            self.depth.dec();
             ApiError::internal(&"the password hashing threads are gone")
         })?;
         result

@@ -223,6 +223,14 @@ impl AppState {
         Ok(entries)
     }
 
+    /// Whether `token` is an authentic refresh token of `session` (its MAC matches the stored
+    /// nonce under the session's key), whatever its generation. Constant-time comparison.
+    pub fn names_session(&self, token: &RefreshToken, session: &Session) -> bool {
+        self.refresh_keys
+            .get(&session.key_id)
+            .is_some_and(|key| token.tag_matches(key, &session.nonce))
+    }
+
     /// Records a security event: one audit log line, and its metric.
     pub fn audit(
         &self,

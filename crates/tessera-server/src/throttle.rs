@@ -289,19 +289,20 @@ impl RefreshLimiter {
         let capacity = f64::from(per_minute);
         let per_ms = capacity / 60_000.0;
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        // Tokens now: what was left, plus the refill since (a clock that went back adds none).
+        let refilled = |tokens: f64, at: Timestamp| {
+            let elapsed = now.as_millis().saturating_sub(at.as_millis()).max(0) as f64;
+            (tokens + per_ms * elapsed).min(capacity)
+        };
         if buckets.len() >= CAPACITY {
             // Drop the buckets that are full again: they hold nothing a new one would not.
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + per_ms * (now.as_millis().saturating_sub(at.as_millis()) as f64)
-                    < capacity
-            });
+            buckets.retain(|_, (tokens, at)| refilled(*tokens, *at) < capacity);
             if buckets.len() >= CAPACITY {
                 buckets.clear();
             }
         }
         let (tokens, at) = buckets.entry(sid).or_insert((capacity, now));
-        let elapsed = now.as_millis().saturating_sub(at.as_millis()).max(0) as f64;
-        *tokens = (*tokens + per_ms * elapsed).min(capacity);
+        *tokens = refilled(*tokens, *at);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;

@@ -77,10 +77,7 @@ async fn identify(
         // token for a live credential of the account-wide scopes.
         Some(Ok(token)) => match state.sessions.session_from_source(&token.sid).await? {
             Some(session) => {
-                let authentic = state
-                    .refresh_keys
-                    .get(&session.key_id)
-                    .is_some_and(|key| token.tag_matches(key, &session.nonce));
+                let authentic = state.names_session(&token, &session);
                 // Rule: without client authentication, a refresh token of a confidential
                 // client's session is no credential here (its client revokes it at
                 // /oauth/revoke), as it cannot be refreshed here either.
@@ -241,10 +238,7 @@ pub async fn revoke_refresh(
     };
     // Rule: only an authentic token (its MAC matches the stored nonce) names a session; a
     // forged one with a guessed session id revokes nothing and learns nothing.
-    let authentic = state
-        .refresh_keys
-        .get(&session.key_id)
-        .is_some_and(|key| token.tag_matches(key, &session.nonce));
+    let authentic = state.names_session(token, &session);
     // A session already over (revoked or expired) has nothing left to revoke, whoever asks.
     if !authentic || session.revoked.is_some() || session.expires_at() <= state.now() {
         return Ok(Revoked::Unknown);

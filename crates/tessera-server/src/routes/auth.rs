@@ -13,7 +13,7 @@ use crate::extract::{ApiJson, MaybeBearer, OptionalJson};
 use crate::flows::logout::Scope;
 use crate::flows::refresh::Refresher;
 use crate::flows::{login, logout, refresh};
-use crate::routes::oauth::form::{client_credentials, OAuthForm};
+use crate::routes::oauth::form::{named_client, OAuthForm};
 use crate::routes::{refresh_answer, TokenResponse};
 use crate::state::AppState;
 
@@ -67,14 +67,9 @@ fn login_client(
         form.push(("client_secret", secret.as_str()));
     }
     let form = OAuthForm::from_pairs(&form);
-    match client_credentials(headers, &form)? {
-        None => Ok(state.clients.first_party().to_owned()),
-        Some(credentials) => state
-            .clients
-            .authenticate(&credentials)
-            .map(|c| c.id.clone())
-            .map_err(|_| ApiError::invalid_client("client authentication failed")),
-    }
+    Ok(named_client(state, headers, &form)?
+        .map_or(state.clients.first_party(), |c| c.id.as_str())
+        .to_owned())
 }
 
 /// A refresh.

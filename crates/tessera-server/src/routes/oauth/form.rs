@@ -176,18 +176,31 @@ fn form_decode(text: &str) -> String {
         .into_owned()
 }
 
-/// The authenticated client of a request; any failure is `invalid_client` (401).
+/// The client a request names and authenticates, if it names one; a failed authentication is
+/// `invalid_client` (401).
+pub fn named_client<'s>(
+    state: &'s AppState,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Option<&'s Client>, ApiError> {
+    match client_credentials(headers, form)? {
+        None => Ok(None),
+        Some(credentials) => state
+            .clients
+            .authenticate(&credentials)
+            .map(Some)
+            .map_err(|_| ApiError::invalid_client("client authentication failed")),
+    }
+}
+
+/// The authenticated client of a request, which must name one; any failure is `invalid_client`.
 pub fn authenticate_client<'s>(
     state: &'s AppState,
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<&'s Client, ApiError> {
-    let credentials = client_credentials(headers, form)?
-        .ok_or_else(|| ApiError::invalid_client("client authentication is required"))?;
-    state
-        .clients
-        .authenticate(&credentials)
-        .map_err(|_| ApiError::invalid_client("client authentication failed"))
+    named_client(state, headers, form)?
+        .ok_or_else(|| ApiError::invalid_client("client authentication is required"))
 }
 
 #[cfg(test)]
