@@ -17,7 +17,10 @@ async fn f9_the_api_holds_its_openapi_contract_under_generated_requests() {
     let out = tokio::task::spawn_blocking(move || {
         let python = tessera_test_servers::python();
         let st = python.with_file_name("st");
+        // schemathesis keeps a cache in its working directory: a temporary one, not the repo.
+        let scratch = tempfile::tempdir().expect("scratch dir");
         Command::new(st)
+            .current_dir(scratch.path())
             .arg("run")
             .arg(format!("{base}/openapi.json"))
             .args([
