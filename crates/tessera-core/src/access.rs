@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::ids::{SessionId, TokenId};
+use crate::jwk::VerifyKeys;
 use crate::jws::{self, JwsError};
 use crate::keys::KeySet;
 
@@ -130,7 +131,7 @@ pub fn mint(keys: &KeySet, claims: &AccessClaims) -> String {
 /// Verifies `token`: structure, header, signature, then claims, as the module docs say.
 pub fn verify(
     token: &str,
-    keys: &KeySet,
+    keys: &impl VerifyKeys,
     rules: &AccessRules,
     now: Timestamp,
     expiry: Expiry,

@@ -17,7 +17,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use crate::keys::{KeyMaterial, KeySet, SigningKey};
+use crate::jwk::{PublicMaterial, VerifyKeys};
+use crate::keys::{KeyMaterial, KeyRef, MaterialRef, SigningKey};
 
 /// The longest compact token accepted, in bytes. Tessera's own tokens are well under 1 KiB.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -124,37 +125,18 @@ fn sign_bytes(key: &SigningKey, input: &[u8]) -> Vec<u8> {
 }
 
 /// Checks one signature with the key's own algorithm. Every branch fails closed.
-fn verify_bytes(key: &SigningKey, input: &[u8], signature: &[u8]) -> bool {
-    use p256::ecdsa::signature::Verifier as _;
-    match &key.material {
-        // Strict verification refuses small-order keys and non-canonical S (malleable signatures).
-        KeyMaterial::Ed25519(k) => match <[u8; 64]>::try_from(signature) {
-            Ok(bytes) => k
-                .verifying_key()
-                .verify_strict(input, &ed25519_dalek::Signature::from_bytes(&bytes))
-                .is_ok(),
-            Err(_) => false,
-        },
-        // Exactly 64 bytes of raw R || S (RFC 7518 §3.4); `from_slice` refuses r or s equal to
-        // zero or not below the group order (the "psychic signatures" inputs of CVE-2022-21449).
-        KeyMaterial::P256(k) => match p256::ecdsa::Signature::from_slice(signature) {
-            Ok(sig) if signature.len() == 64 => k.verifying_key().verify(input, &sig).is_ok(),
-            _ => false,
-        },
-        KeyMaterial::Rsa(k) => {
-            use rsa::traits::PublicKeyParts as _;
-            if signature.len() != k.size() {
-                return false;
-            }
-            let Ok(sig) = rsa::pkcs1v15::Signature::try_from(signature) else {
-                return false;
-            };
-            rsa::pkcs1v15::VerifyingKey::<Sha256>::new(k.to_public_key())
-                .verify(input, &sig)
-                .is_ok()
+fn verify_bytes(key: KeyRef<'_>, input: &[u8], signature: &[u8]) -> bool {
+    match key.material {
+        MaterialRef::Private(KeyMaterial::Ed25519(k)) => {
+            ed25519_ok(&k.verifying_key(), input, signature)
         }
+        MaterialRef::Public(PublicMaterial::Ed25519(k)) => ed25519_ok(k, input, signature),
+        MaterialRef::Private(KeyMaterial::P256(k)) => p256_ok(k.verifying_key(), input, signature),
+        MaterialRef::Public(PublicMaterial::P256(k)) => p256_ok(k, input, signature),
+        MaterialRef::Private(KeyMaterial::Rsa(k)) => rsa_ok(k.as_ref().as_ref(), input, signature),
+        MaterialRef::Public(PublicMaterial::Rsa(k)) => rsa_ok(k, input, signature),
         // `verify_slice` compares in constant time.
-        KeyMaterial::Hmac(secret) => {
+        MaterialRef::Private(KeyMaterial::Hmac(secret)) => {
             let mut mac =
                 Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any size");
             mac.update(input);
@@ -163,9 +145,44 @@ fn verify_bytes(key: &SigningKey, input: &[u8], signature: &[u8]) -> bool {
     }
 }
 
+/// Strict verification refuses small-order keys and non-canonical S (malleable signatures).
+fn ed25519_ok(key: &ed25519_dalek::VerifyingKey, input: &[u8], signature: &[u8]) -> bool {
+    match <[u8; 64]>::try_from(signature) {
+        Ok(bytes) => key
+            .verify_strict(input, &ed25519_dalek::Signature::from_bytes(&bytes))
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Exactly 64 bytes of raw R || S (RFC 7518 §3.4); `from_slice` refuses r or s equal to zero or
+/// not below the group order (the "psychic signatures" inputs of CVE-2022-21449).
+fn p256_ok(key: &p256::ecdsa::VerifyingKey, input: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier as _;
+    match p256::ecdsa::Signature::from_slice(signature) {
+        Ok(sig) if signature.len() == 64 => key.verify(input, &sig).is_ok(),
+        _ => false,
+    }
+}
+
+/// PKCS#1 v1.5 with SHA-256; the signature must be exactly as long as the modulus.
+fn rsa_ok(key: &rsa::RsaPublicKey, input: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier as _;
+    use rsa::traits::PublicKeyParts as _;
+    if signature.len() != key.size() {
+        return false;
+    }
+    let Ok(sig) = rsa::pkcs1v15::Signature::try_from(signature) else {
+        return false;
+    };
+    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone())
+        .verify(input, &sig)
+        .is_ok()
+}
+
 /// Verifies the structure, header and signature of `token` against `keys`, and returns the
 /// payload as a JSON object (not yet checked as claims).
-pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Map<String, Value>, JwsError> {
+pub(crate) fn verify(token: &str, keys: &impl VerifyKeys) -> Result<Map<String, Value>, JwsError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwsError::Oversize);
     }
@@ -196,9 +213,9 @@ pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Map<String, Value>, J
         .get("kid")
         .and_then(Value::as_str)
         .ok_or(JwsError::UnknownKey)?;
-    let key = keys.get(kid).ok_or(JwsError::UnknownKey)?;
+    let key = keys.key(kid).ok_or(JwsError::UnknownKey)?;
     // The algorithm comes from the key; the header must merely agree with it, byte for byte.
-    if header.get("alg").and_then(Value::as_str) != Some(key.alg().as_str()) {
+    if header.get("alg").and_then(Value::as_str) != Some(key.alg.as_str()) {
         return Err(JwsError::AlgorithmMismatch);
     }
 
@@ -217,7 +234,7 @@ pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Map<String, Value>, J
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::keys::SigningAlg;
+    use crate::keys::{KeySet, SigningAlg};
 
     fn key(alg: SigningAlg) -> SigningKey {
         SigningKey::generate(alg, Timestamp::from_secs(1)).expect("generate")

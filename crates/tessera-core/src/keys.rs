@@ -89,6 +89,44 @@ pub(crate) enum KeyMaterial {
     Hmac([u8; 32]),
 }
 
+/// A key able to check one signature: one of ours, or a published public key. Carries the
+/// key's one algorithm, which is the only one it is used with.
+#[derive(Clone, Copy)]
+pub struct KeyRef<'a> {
+    pub(crate) alg: SigningAlg,
+    pub(crate) material: MaterialRef<'a>,
+}
+
+impl fmt::Debug for KeyRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRef")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum MaterialRef<'a> {
+    Private(&'a KeyMaterial),
+    Public(&'a crate::jwk::PublicMaterial),
+}
+
+impl<'a> KeyRef<'a> {
+    pub(crate) fn private(key: &'a SigningKey) -> Self {
+        Self {
+            alg: key.alg,
+            material: MaterialRef::Private(&key.material),
+        }
+    }
+
+    pub(crate) fn public(key: &'a crate::jwk::PublicKey) -> Self {
+        Self {
+            alg: key.alg(),
+            material: MaterialRef::Public(&key.material),
+        }
+    }
+}
+
 /// One access-token signing key: id, algorithm, creation time and private material.
 #[derive(Clone)]
 pub struct SigningKey {

@@ -7,6 +7,8 @@
 //! - [`clock`]: [`Timestamp`] and the injectable [`Clock`].
 //! - [`ids`]: session ids, token ids (`jti`), user ids.
 //! - [`keys`]: signing keys (EdDSA, ES256, RS256, HS256), JWKS, refresh MAC keys.
+//! - [`jwk`]: public keys read from a JWKS document, for verifiers without private keys.
+//! - [`bearer`]: the whole check of a presented access token, shared by Tessera and verifiers.
 //! - [`access`]: access tokens (RFC 9068 JWTs): mint and verify.
 //! - [`refresh`]: refresh tokens `rt1.<sid>.<gen>.<tag>`.
 //! - [`session`]: the stored session state and its lifetimes.
@@ -43,9 +45,11 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod bearer;
 pub mod clock;
 pub mod decision;
 pub mod ids;
+pub mod jwk;
 pub mod jws;
 pub mod keys;
 pub mod password;

@@ -60,6 +60,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::sessions::router())
         .merge(routes::verify::router())
+        .merge(routes::revocations::router())
         .merge(routes::admin::router())
         .merge(routes::oauth::router())
         .merge(routes::openapi::router())
@@ -297,6 +298,9 @@ pub async fn build_state(
     let admin_key_hash = settings
         .admin_key()?
         .map(|k| Sha256::digest(k.expose_secret().as_bytes()).into());
+    let verifier_key_hash = settings
+        .verifier_key()?
+        .map(|k| Sha256::digest(k.expose_secret().as_bytes()).into());
     let rules = AccessRules {
         issuer: settings.issuer(),
         audience: settings.audience.clone(),
@@ -336,6 +340,7 @@ pub async fn build_state(
         rules,
         policy,
         admin_key_hash,
+        verifier_key_hash,
         jwks,
         verified: VerifiedCache::new(VERIFIED_CACHE_CAPACITY),
         user_cache: Default::default(),

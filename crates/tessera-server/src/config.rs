@@ -134,6 +134,12 @@ pub struct Settings {
     pub admin_api_key: Option<SecretString>,
     /// A file holding the admin API key.
     pub admin_api_key_file: Option<PathBuf>,
+    /// The key verifiers (resource servers using `tessera-verify`) present to read the
+    /// revocation feed. Without one (and without a file), only the admin key reads it.
+    #[serde(serialize_with = "redacted")]
+    pub verifier_key: Option<SecretString>,
+    /// A file holding the verifier key.
+    pub verifier_key_file: Option<PathBuf>,
     /// Whether anyone may sign up with `POST /v1/users`.
     pub signup: bool,
     /// Live sessions per user; the oldest is revoked beyond this.
@@ -213,6 +219,8 @@ impl Default for Settings {
             signing_alg: SigningAlg::EdDSA,
             admin_api_key: None,
             admin_api_key_file: None,
+            verifier_key: None,
+            verifier_key_file: None,
             signup: true,
             max_sessions_per_user: 100,
             argon2_memory_kib: 19_456,
@@ -411,6 +419,12 @@ impl Settings {
                 "set admin_api_key or admin_api_key_file, not both",
             ));
         }
+        if self.verifier_key.is_some() && self.verifier_key_file.is_some() {
+            return Err(invalid(
+                "verifier_key",
+                "set verifier_key or verifier_key_file, not both",
+            ));
+        }
         Ok(())
     }
 
@@ -475,27 +489,44 @@ impl Settings {
 
     /// The admin API key, from the setting or its file. `Ok(None)`: the admin API is off.
     pub fn admin_key(&self) -> Result<Option<SecretString>, ConfigError> {
-        let key = match (&self.admin_api_key, &self.admin_api_key_file) {
-            (Some(key), _) => key.expose_secret().to_owned(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| {
-                    invalid(
-                        "admin_api_key_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?
-                .trim()
-                .to_owned(),
-            (None, None) => return Ok(None),
-        };
-        if key.len() < 32 {
-            return Err(invalid(
-                "admin_api_key",
-                "must be at least 32 characters; generate one with `openssl rand -base64 32`",
-            ));
-        }
-        Ok(Some(SecretString::from(key)))
+        secret_key(
+            "admin_api_key",
+            self.admin_api_key.as_ref(),
+            self.admin_api_key_file.as_deref(),
+        )
     }
+
+    /// The verifier key, from the setting or its file. `Ok(None)`: none is configured.
+    pub fn verifier_key(&self) -> Result<Option<SecretString>, ConfigError> {
+        secret_key(
+            "verifier_key",
+            self.verifier_key.as_ref(),
+            self.verifier_key_file.as_deref(),
+        )
+    }
+}
+
+/// A bearer key given inline or in a file (`<name>_file`), at least 32 characters long.
+fn secret_key(
+    name: &'static str,
+    inline: Option<&SecretString>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<SecretString>, ConfigError> {
+    let key = match (inline, file) {
+        (Some(key), _) => key.expose_secret().to_owned(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| invalid(name, format!("cannot read {}: {e}", path.display())))?
+            .trim()
+            .to_owned(),
+        (None, None) => return Ok(None),
+    };
+    if key.len() < 32 {
+        return Err(invalid(
+            name,
+            "must be at least 32 characters; generate one with `openssl rand -base64 32`",
+        ));
+    }
+    Ok(Some(SecretString::from(key)))
 }
 
 #[cfg(test)]

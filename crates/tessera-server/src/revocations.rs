@@ -21,12 +21,25 @@ pub const TAIL_INTERVAL: Duration = Duration::from_millis(250);
 pub const MAX_STALENESS: Duration = Duration::from_secs(3);
 
 /// The revocation state of this process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RevocationCache {
     set: RwLock<RevocationSet>,
     cursor: AtomicU64,
     /// Real (monotonic) time of the last successful sync: independent of the injected clock.
     last_sync: Mutex<Option<Instant>>,
+    /// Bumped whenever entries arrive (made here or read from the log): wakes the feed streams.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for RevocationCache {
+    fn default() -> Self {
+        Self {
+            set: RwLock::default(),
+            cursor: AtomicU64::new(0),
+            last_sync: Mutex::new(None),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl RevocationCache {
@@ -35,10 +48,27 @@ impl RevocationCache {
         if entries.is_empty() {
             return;
         }
-        let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
-        for entry in entries {
-            set.apply(entry);
+        {
+            let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
+            for entry in entries {
+                set.apply(entry);
+            }
         }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change whenever entries arrive.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Every live entry, and a log cursor such that the entries include the whole log up to it:
+    /// the snapshot a verifier loads before following the log from that cursor.
+    pub fn snapshot(&self) -> (u64, Vec<RevocationEntry>) {
+        // The cursor first: `sync` applies entries before it moves the cursor past them.
+        let cursor = self.cursor.load(Ordering::Acquire);
+        let set = self.set.read().unwrap_or_else(PoisonError::into_inner);
+        (cursor, set.entries())
     }
 
     /// THE validity check (see [`tessera_core::validity`]) against this state.

@@ -8,12 +8,12 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use tessera_core::access::{self, AccessClaims, AccessRules, Audience, Expiry};
+use tessera_core::bearer;
 use tessera_core::ids::TokenId;
 use tessera_core::keys::{KeySet, RefreshKeys};
 use tessera_core::refresh::RefreshToken;
 use tessera_core::revocation::RevocationEntry;
 use tessera_core::session::{Session, SessionPolicy};
-use tessera_core::validity::Subject;
 use tessera_core::verified::VerifiedCache;
 use tessera_core::{Clock, Timestamp};
 use tessera_store::{SessionStore, User, UserStore};
@@ -52,6 +52,8 @@ pub struct Inner {
     pub policy: SessionPolicy,
     /// SHA-256 of the admin API key; `None`: the admin API is off.
     pub admin_key_hash: Option<[u8; 32]>,
+    /// SHA-256 of the verifier key (reads the revocation feed); `None`: none configured.
+    pub verifier_key_hash: Option<[u8; 32]>,
     /// The JWKS document, rendered once.
     pub jwks: String,
     /// Remembered signature checks of repeatedly presented access tokens.
@@ -146,9 +148,10 @@ impl AppState {
         })
     }
 
-    /// Authenticates a bearer access token: signature and claims (skipped for a token that
-    /// verified before and has not expired, see [`VerifiedCache`]), then THE validity check
-    /// (denied `jti`, revoked session, user cutoff) on every use. No I/O.
+    /// Authenticates a bearer access token with the code every verifier runs
+    /// ([`tessera_core::bearer`]): signature and claims (skipped for a token that verified before
+    /// and has not expired), then THE validity check (denied `jti`, revoked session, user cutoff)
+    /// on every use. No I/O.
     pub fn authenticate(&self, token: &str) -> Result<Arc<AccessClaims>, ApiError> {
         let now = self.now();
         // Fail closed: a copy of the revocation state that could not be refreshed for a while
@@ -156,23 +159,9 @@ impl AppState {
         if !self.revocations.is_fresh() {
             return Err(ApiError::unavailable());
         }
-        let leeway = i64::try_from(self.rules.leeway.as_secs()).unwrap_or(i64::MAX);
-        let claims = match self.verified.get(token, now.as_secs(), leeway) {
-            Some(claims) => claims,
-            None => {
-                let claims = Arc::new(access::verify(
-                    token,
-                    &self.keys,
-                    &self.rules,
-                    now,
-                    Expiry::Enforce,
-                )?);
-                self.verified
-                    .insert(token, Arc::clone(&claims), now.as_secs(), leeway);
-                claims
-            }
-        };
-        self.revocations.check(Subject::Access(&claims), now)?;
+        let claims = bearer::claims(token, &self.keys, &self.rules, &self.verified, now)?;
+        self.revocations
+            .with(|set| bearer::alive(&claims, set, now))?;
         Ok(claims)
     }
 
@@ -246,10 +235,24 @@ impl AppState {
 
     /// Whether `presented` is the admin API key (constant-time comparison of SHA-256 digests).
     pub fn is_admin_key(&self, presented: &str) -> bool {
-        let Some(expected) = &self.admin_key_hash else {
-            return false;
-        };
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        bool::from(digest.ct_eq(expected))
+        key_matches(presented, self.admin_key_hash.as_ref())
     }
+
+    /// Whether `presented` may read the revocation feed: the verifier key or the admin key.
+    pub fn is_verifier_key(&self, presented: &str) -> bool {
+        // Both comparisons always run: which key matched is not told by the time taken.
+        let verifier = key_matches(presented, self.verifier_key_hash.as_ref());
+        let admin = key_matches(presented, self.admin_key_hash.as_ref());
+        verifier | admin
+    }
+}
+
+/// Whether the SHA-256 of `presented` equals `expected`, compared in constant time (digests of
+/// equal length, so neither the key's length nor its content leaks through timing).
+pub fn key_matches(presented: &str, expected: Option<&[u8; 32]>) -> bool {
+    let Some(expected) = expected else {
+        return false;
+    };
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    bool::from(digest.ct_eq(expected))
 }

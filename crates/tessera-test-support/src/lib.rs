@@ -14,6 +14,8 @@ use tokio::task::JoinHandle;
 
 /// The admin API key every test app is configured with.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
+/// The verifier key of test apps (reads the revocation feed).
+pub const VERIFIER_KEY: &str = "test-verifier-key-0123456789abcdef012345";
 /// A password that passes the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -99,6 +101,7 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
         argon2_memory_kib: 1024,
         argon2_iterations: 1,
         admin_api_key: Some(ADMIN_KEY.to_owned().into()),
+        verifier_key: Some(VERIFIER_KEY.to_owned().into()),
         ..Settings::default()
     }
 }
@@ -219,6 +222,25 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.start().await;
+    }
+
+    /// Stops the server and starts it again on the same data directory and the same port, as a
+    /// restarted service comes back at its address.
+    pub async fn restart_in_place(&mut self) {
+        let addr = self.addr();
+        self.stop().await;
+        let before = self.settings.listen;
+        self.settings.listen = addr;
+        self.start().await;
+        self.settings.listen = before;
+    }
+
+    /// The address the app listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the app's address")
     }
 
     /// A second instance beside this one with the same keys (copied into a data directory of

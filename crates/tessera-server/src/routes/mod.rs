@@ -5,6 +5,7 @@ pub mod auth;
 pub mod health;
 pub mod oauth;
 pub mod openapi;
+pub mod revocations;
 pub mod sessions;
 pub mod users;
 pub mod verify;

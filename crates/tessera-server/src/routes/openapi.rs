@@ -257,6 +257,19 @@ fn oauth_metadata() {}
     responses((status = 200, description = "the public signing keys (RFC 7517)", body = StandardDocument)))]
 fn jwks() {}
 
+#[utoipa::path(get, path = "/v1/revocations", tag = "revocations", security(("bearer" = [])),
+    responses((status = 200, description = "the live revocation state; follow the stream from `cursor`", body = crate::routes::revocations::Snapshot),
+        (status = 400, body = ErrorBody), (status = 401, description = "not the verifier (or admin) key", body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+fn revocations_snapshot() {}
+
+#[utoipa::path(get, path = "/v1/revocations/stream", tag = "revocations", security(("bearer" = [])),
+    params(("cursor" = Option<u64>, Query, description = "the cursor to follow from (the snapshot's); `Last-Event-ID` wins"),
+        ("Last-Event-ID" = Option<String>, Header, description = "set by a reconnecting EventSource")),
+    responses((status = 200, description = "Server-Sent Events: `revocations` (data: cursor and entries) and `heartbeat` (data: cursor), each with the cursor as its id", content_type = "text/event-stream"),
+        (status = 400, body = ErrorBody), (status = 401, description = "not the verifier (or admin) key", body = ErrorBody)))]
+fn revocations_stream() {}
+
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 fn healthz() {}
 
@@ -363,7 +376,8 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(title = "Tessera", description = "Log in once, stay logged in safely, log out for real."),
     paths(sign_up, login, refresh, logout, logout_all, verify, me, list_sessions, end_own_session,
-        oauth_token, oauth_revoke, oauth_introspect, oauth_metadata, jwks, healthz, readyz, metrics,
+        oauth_token, oauth_revoke, oauth_introspect, oauth_metadata, jwks, revocations_snapshot,
+        revocations_stream, healthz, readyz, metrics,
         openapi, admin_list_users, admin_create_user, admin_get_user, admin_delete_user, admin_block,
         admin_unblock, admin_force_logout, admin_user_sessions, admin_mint_session, admin_end_session),
     modifiers(&BearerAuth),
