@@ -7,13 +7,16 @@
 //! - A private PostgreSQL schema or MySQL/MariaDB database per test ([`PgSchema`],
 //!   [`MySqlDatabase`]), dropped when the test ends.
 //! - A TCP proxy that can cut or black-hole the way to a server ([`TcpProxy`]).
+//! - A private nginx ([`Nginx`]) for the `auth_request` configuration.
 //! - Third-party OAuth 2.0 and JWT libraries, pinned: a Python venv ([`python`]) and Node.js
 //!   packages ([`node`]).
 
 mod interop;
+mod nginx;
 mod proxy;
 mod sql;
 pub use interop::{node, python};
+pub use nginx::Nginx;
 pub use proxy::TcpProxy;
 pub use sql::{mysql_url, pg_url, MySqlDatabase, PgSchema};
 

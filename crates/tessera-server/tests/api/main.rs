@@ -9,6 +9,7 @@ mod flows;
 mod forged;
 mod interop;
 mod metrics;
+mod nginx;
 mod oauth;
 mod oauth_property;
 mod openapi;
