@@ -35,6 +35,12 @@ impl<U: UserStore, S: Send + Sync + std::fmt::Debug + 'static> UserStore for Pai
     async fn import_user(&self, user: &crate::User, now: Timestamp) -> Result<(), StoreError> {
         self.0.import_user(user, now).await
     }
+    async fn keyring(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        self.0.keyring().await
+    }
+    async fn swap_keyring(&self, expected: i64, sealed: &[u8]) -> Result<bool, StoreError> {
+        self.0.swap_keyring(expected, sealed).await
+    }
     async fn user_by_id(&self, id: &UserId) -> Result<Option<crate::User>, StoreError> {
         self.0.user_by_id(id).await
     }
@@ -278,6 +284,37 @@ pub async fn users(store: impl TestStore) {
         store.user_by_username("alice").await.expect("by name"),
         None
     );
+}
+
+/// The shared key ring: created once, then replaced only by a writer that read the version
+/// it replaces; of concurrent writers exactly one wins.
+pub async fn keyring(store: impl TestStore) {
+    assert_eq!(store.keyring().await.expect("read"), None);
+    assert!(store.swap_keyring(0, b"first").await.expect("create"));
+    assert!(!store.swap_keyring(0, b"again").await.expect("create twice"));
+    assert!(!store
+        .swap_keyring(5, b"stale")
+        .await
+        .expect("wrong version"));
+    assert_eq!(
+        store.keyring().await.expect("read"),
+        Some((1, b"first".to_vec()))
+    );
+    let store = Arc::new(store);
+    let writers: Vec<_> = (0..8u8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.swap_keyring(1, &[i; 64]).await.expect("swap") })
+        })
+        .collect();
+    let mut won = 0;
+    for w in writers {
+        won += usize::from(w.await.expect("task"));
+    }
+    assert_eq!(won, 1, "exactly one writer replaces version 1");
+    let (version, sealed) = store.keyring().await.expect("read").expect("present");
+    assert_eq!(version, 2);
+    assert_eq!(sealed.len(), 64);
 }
 
 /// A user imported from another store keeps everything: id, hash, roles, block, cutoff, age.
@@ -755,7 +792,7 @@ pub async fn ping(store: impl TestStore) {
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@cases $make;
-            users, import_users, sessions_round_trip, rotate_compare_and_set, rotate_concurrently,
+            users, import_users, keyring, sessions_round_trip, rotate_compare_and_set, rotate_concurrently,
             revoke_sessions, session_limit, revocation_log, purge, ping);
     };
     (@cases $make:expr; $($case:ident),*) => {

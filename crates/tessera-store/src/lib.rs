@@ -146,6 +146,12 @@ pub trait UserStore: Send + Sync + Debug + 'static {
     /// moving accounts between stores; [`StoreError::Conflict`] if the id or the username (ignoring
     /// case) is taken.
     async fn import_user(&self, user: &User, now: Timestamp) -> Result<(), StoreError>;
+    /// The shared key ring, sealed by the caller, and its version; `None` before the first
+    /// [`swap_keyring`](Self::swap_keyring).
+    async fn keyring(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError>;
+    /// Replaces the key ring if its version is still `expected` (0: there is none yet); the new
+    /// version is `expected + 1`. Returns whether it was replaced (`false`: another writer won).
+    async fn swap_keyring(&self, expected: i64, sealed: &[u8]) -> Result<bool, StoreError>;
     /// The user with this id.
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError>;
     /// The user with this username (ignoring case).

@@ -325,6 +325,44 @@ impl UserStore for SqlStore {
         .map(|_| ())
     }
 
+    async fn keyring(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let row = self
+            .timed(
+                sqlx::query(sql!("select version, sealed from keyring where id = 1"))
+                    .fetch_optional(&self.pool),
+            )
+            .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get::<i64, _>("version").map_err(map_err)?,
+                r.try_get::<Vec<u8>, _>("sealed").map_err(map_err)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn swap_keyring(&self, expected: i64, sealed: &[u8]) -> Result<bool, StoreError> {
+        if expected == 0 {
+            let insert = sqlx::query(sql!(
+                "insert into keyring (id, version, sealed) values (1, 1, ?)"
+            ))
+            .bind(sealed)
+            .execute(&self.pool);
+            return match self.timed(insert).await {
+                Ok(_) => Ok(true),
+                Err(StoreError::Conflict(_)) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        let update = sqlx::query(sql!(
+            "update keyring set version = version + 1, sealed = ? where id = 1 and version = ?"
+        ))
+        .bind(sealed)
+        .bind(expected)
+        .execute(&self.pool);
+        Ok(self.timed(update).await?.rows_affected() == 1)
+    }
+
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let row = self
             .timed(

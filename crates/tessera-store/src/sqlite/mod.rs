@@ -215,6 +215,35 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
+    async fn keyring(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let row = sqlx::query("select version, sealed from keyring where id = 1")
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| {
+            Ok((
+                r.try_get::<i64, _>("version").map_err(map_err)?,
+                r.try_get::<Vec<u8>, _>("sealed").map_err(map_err)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn swap_keyring(&self, expected: i64, sealed: &[u8]) -> Result<bool, StoreError> {
+        let statement = if expected == 0 {
+            sqlx::query("insert or ignore into keyring (id, version, sealed) values (1, 1, ?)")
+                .bind(sealed)
+        } else {
+            sqlx::query(
+                "update keyring set version = version + 1, sealed = ? where id = 1 and version = ?",
+            )
+            .bind(sealed)
+            .bind(expected)
+        };
+        let done = statement.execute(&self.writer).await.map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let sql = format!("select {USER_COLUMNS} from users where id = ?");
         let row = sqlx::query(&sql)
