@@ -85,6 +85,26 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Signing keys and refresh MAC keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a signing key and a refresh MAC key. They are published at once and take over after
+    /// `--after` (default: jwks_max_age + 2 s), so verifiers know a key before it signs; tokens
+    /// and sessions of the old keys stay valid until they expire. Works while servers run: they
+    /// read the keys every second.
+    Rotate {
+        /// How long until the new keys take over (e.g. `5m`, `0s` in an emergency).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        after: Option<std::time::Duration>,
+    },
+    /// List the keys and their state (current, takes over at, verifying only).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -188,7 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 addr = %app.local_addr(),
                 data_dir = %state.settings.data_dir.display(),
                 issuer = %state.rules.issuer,
-                signing_alg = %state.keys.current().alg(),
+                signing_alg = %state.keys().signing.current().alg(),
                 admin_api = state.admin_key_hash.is_some(),
                 "tessera is listening"
             );
@@ -234,6 +254,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some((secret, _)) = secret {
                 eprintln!("client secret of {id:?} (shown only now; give it to the client):");
                 eprintln!("{secret}");
+            }
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let settings = settings(&cli, None)?;
+            telemetry::init(settings.log_format, "warn");
+            let now = tessera_core::Clock::now(&SystemClock);
+            match command {
+                KeysCommand::Rotate { after } => {
+                    let done =
+                        tessera_server::keyring::rotate_configured(&settings, *after, now).await?;
+                    println!(
+                        "new signing key {} and refresh key {} take over at {}",
+                        done.signing_kid, done.refresh_kid, done.takes_over_at
+                    );
+                    if !done.removed.is_empty() {
+                        println!("removed retired key(s): {}", done.removed.join(", "));
+                    }
+                }
+                KeysCommand::List => {
+                    for line in tessera_server::keyring::describe_configured(&settings, now).await?
+                    {
+                        println!("{line}");
+                    }
+                }
             }
             Ok(())
         }

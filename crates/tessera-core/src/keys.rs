@@ -157,6 +157,10 @@ pub struct StoredSigningKey {
     pub created_at: i64,
     /// Private material, standard base64: Ed25519 seed, P-256 scalar, RSA PKCS#1 DER, or HMAC key.
     pub private: String,
+    /// When the key starts signing, unix milliseconds (`None`: from its creation). A rotation
+    /// publishes a key before it signs, so every verifier's cached JWKS already holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signs_from: Option<i64>,
 }
 
 impl fmt::Debug for StoredSigningKey {
@@ -249,6 +253,7 @@ impl SigningKey {
             alg: self.alg,
             created_at: self.created_at.as_millis(),
             private,
+            signs_from: None,
         })
     }
 
@@ -365,6 +370,10 @@ pub struct RefreshKey {
     /// The secret, standard base64.
     #[serde(with = "secret_b64")]
     pub secret: [u8; 32],
+    /// When new sessions start using it, unix milliseconds (`None`: from its creation), so
+    /// that every instance holds it before a session made with it reaches them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_from: Option<i64>,
 }
 
 impl fmt::Debug for RefreshKey {
@@ -384,6 +393,7 @@ impl RefreshKey {
             kid: random_kid(),
             created_at: now.as_millis(),
             secret,
+            use_from: None,
         }
     }
 }
@@ -403,6 +413,21 @@ impl RefreshKeys {
             keys: keys.into_iter().map(|k| (k.kid.clone(), k)).collect(),
             current,
         })
+    }
+
+    /// A key ring in which `kid` is used for new sessions (it must be one of `keys`).
+    pub fn with_current(keys: Vec<RefreshKey>, kid: &str) -> Option<Self> {
+        let mut ring = Self::new(keys)?;
+        if !ring.keys.contains_key(kid) {
+            return None;
+        }
+        ring.current = kid.to_owned();
+        Some(ring)
+    }
+
+    /// Every key in force.
+    pub fn iter(&self) -> impl Iterator<Item = &RefreshKey> {
+        self.keys.values()
     }
 
     /// The key for new sessions.

@@ -226,6 +226,7 @@ impl Application {
         let mut tasks = vec![
             tokio::spawn(tail_revocations(state.clone())),
             tokio::spawn(purge_expired(state.clone())),
+            tokio::spawn(follow_keys(state.clone())),
         ];
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(metrics_listener) = metrics_listener {
@@ -283,7 +284,6 @@ pub async fn build_state(
         .await
         .context("while opening the database")?;
     let now = clock.now();
-    let (keys, refresh_keys) = data_dir.load_keys(settings.signing_alg, now)?;
     let params = HashParams {
         memory_kib: settings.argon2_memory_kib,
         iterations: settings.argon2_iterations,
@@ -312,9 +312,18 @@ pub async fn build_state(
         max_age: settings.refresh_max_age,
         grace: settings.refresh_grace,
     };
-    let jwks = keys.jwks().to_string();
     let keep = rules.ttl + rules.leeway + Duration::from_secs(1);
     let users = database.users();
+    let source = crate::keyring::Source::of(&settings, data_dir, users.clone())?;
+    let keyring = crate::keyring::KeyRing::open(
+        source,
+        data_dir,
+        settings.signing_alg,
+        crate::keyring::Keep::of(&settings),
+        now,
+    )
+    .await
+    .context("while loading the keys")?;
     let sessions = stores::session_store(&settings, &database, keep).await?;
     let clients = crate::clients::Clients::from_settings(&settings);
     let metrics = crate::metrics::Metrics::default();
@@ -325,8 +334,7 @@ pub async fn build_state(
         settings,
         users,
         sessions,
-        keys,
-        refresh_keys,
+        keyring,
         revocations: RevocationCache::default(),
         passwords: PasswordPool::new(
             hasher,
@@ -341,7 +349,6 @@ pub async fn build_state(
         policy,
         admin_key_hash,
         verifier_key_hash,
-        jwks,
         verified: VerifiedCache::new(VERIFIED_CACHE_CAPACITY),
         user_cache: Default::default(),
         throttle: Default::default(),
@@ -361,6 +368,9 @@ pub async fn build_state(
     }
     Ok((state, database))
 }
+
+/// How often the key ring is read again.
+pub const KEY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Follows the revocation log for revocations made by other processes: at every tick, and at
 /// once when the store's bus says another instance appended (Redis pub/sub).
@@ -384,6 +394,30 @@ async fn tail_revocations(state: AppState) {
             .await
         {
             tracing::warn!(error = %e, "could not read the revocation log; retrying");
+        }
+    }
+}
+
+/// Keeps the keys in force current: a rotation made by `tessera keys rotate` (here or on another
+/// instance sharing the ring) is read within [`KEY_INTERVAL`], and keys start and retire on time.
+async fn follow_keys(state: AppState) {
+    let mut tick = tokio::time::interval(KEY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state.keyring.refresh(state.now()).await {
+            Ok(true) => {
+                let keys = state.keys();
+                tracing::info!(
+                    signing_kid = keys.signing.current().kid(),
+                    refresh_kid = %keys.refresh.current().kid,
+                    "keys in force changed"
+                );
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not read the keys; retrying")
+            }
         }
     }
 }

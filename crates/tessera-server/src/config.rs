@@ -140,6 +140,18 @@ pub struct Settings {
     pub verifier_key: Option<SecretString>,
     /// A file holding the verifier key.
     pub verifier_key_file: Option<PathBuf>,
+    /// The key-encryption key of the shared key ring: 32 random bytes, base64. With one, the
+    /// signing and refresh MAC keys live in the users database, sealed under it, so every
+    /// instance given the same database and master key uses the same keys. Without one, they
+    /// live in the data directory (`keys.json`).
+    #[serde(serialize_with = "redacted")]
+    pub master_key: Option<SecretString>,
+    /// A file holding the master key.
+    pub master_key_file: Option<PathBuf>,
+    /// How long verifiers may cache the JWKS (`Cache-Control: max-age`); also how long
+    /// `tessera keys rotate` waits by default before a new key signs.
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_age: Duration,
     /// Whether anyone may sign up with `POST /v1/users`.
     pub signup: bool,
     /// Live sessions per user; the oldest is revoked beyond this.
@@ -221,6 +233,9 @@ impl Default for Settings {
             admin_api_key_file: None,
             verifier_key: None,
             verifier_key_file: None,
+            master_key: None,
+            master_key_file: None,
+            jwks_max_age: Duration::from_secs(300),
             signup: true,
             max_sessions_per_user: 100,
             argon2_memory_kib: 19_456,
@@ -419,6 +434,15 @@ impl Settings {
                 "set admin_api_key or admin_api_key_file, not both",
             ));
         }
+        if self.master_key.is_some() && self.master_key_file.is_some() {
+            return Err(invalid(
+                "master_key",
+                "set master_key or master_key_file, not both",
+            ));
+        }
+        if self.jwks_max_age > Duration::from_secs(86_400) {
+            return Err(invalid("jwks_max_age", "must be at most 24h"));
+        }
         if self.verifier_key.is_some() && self.verifier_key_file.is_some() {
             return Err(invalid(
                 "verifier_key",
@@ -493,6 +517,15 @@ impl Settings {
             "admin_api_key",
             self.admin_api_key.as_ref(),
             self.admin_api_key_file.as_deref(),
+        )
+    }
+
+    /// The master key text, from the setting or its file. `Ok(None)`: keys live in files.
+    pub fn master_key_text(&self) -> Result<Option<SecretString>, ConfigError> {
+        secret_key(
+            "master_key",
+            self.master_key.as_ref(),
+            self.master_key_file.as_deref(),
         )
     }
 

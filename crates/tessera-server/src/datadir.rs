@@ -14,11 +14,6 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use serde::{Deserialize, Serialize};
-use tessera_core::keys::{
-    KeySet, RefreshKey, RefreshKeys, SigningAlg, SigningKey, StoredSigningKey,
-};
-use tessera_core::Timestamp;
 
 /// How a process uses the data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,67 +95,10 @@ impl DataDir {
         self.lock.is_some()
     }
 
-    /// Loads the keys, creating what is missing: a signing key for `alg` (the newest key of that
-    /// algorithm signs) and a refresh MAC key. Without the lock, nothing is created.
-    pub fn load_keys(
-        &self,
-        alg: SigningAlg,
-        now: Timestamp,
-    ) -> anyhow::Result<(KeySet, RefreshKeys)> {
-        let path = self.path.join("keys.json");
-        let mut file = if path.exists() {
-            check_permissions(&path)?;
-            let text = fs::read_to_string(&path)
-                .with_context(|| format!("while reading {}", path.display()))?;
-            serde_json::from_str::<KeyFile>(&text)
-                .with_context(|| format!("while parsing {}", path.display()))?
-        } else {
-            KeyFile::default()
-        };
-        let mut changed = false;
-        if !file.signing.iter().any(|k| k.alg == alg) {
-            let key = SigningKey::generate(alg, now).context("while generating a signing key")?;
-            file.signing
-                .push(key.to_stored().context("while storing the signing key")?);
-            changed = true;
-        }
-        if file.refresh.is_empty() {
-            file.refresh.push(RefreshKey::generate(now));
-            changed = true;
-        }
-        if changed {
-            if !self.is_locked() {
-                bail!(
-                    "{} lacks keys and a server holds the data directory; start the server first",
-                    path.display()
-                );
-            }
-            write_private(&path, &serde_json::to_vec_pretty(&file)?)?;
-        }
-        let signing = file
-            .signing
-            .iter()
-            .map(SigningKey::from_stored)
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("while loading {}", path.display()))?;
-        let current = signing
-            .iter()
-            .filter(|k| k.alg() == alg)
-            .max_by_key(|k| k.created_at())
-            .map(|k| k.kid().to_owned())
-            .context("no signing key for the configured algorithm")?;
-        let keys = KeySet::with_current(signing, &current).context("no signing key")?;
-        let refresh = RefreshKeys::new(file.refresh).context("no refresh key")?;
-        Ok((keys, refresh))
+    /// The key file (`keys.json`) of this directory.
+    pub fn key_file(&self) -> PathBuf {
+        self.path.join("keys.json")
     }
-}
-
-/// The key file: every key ever made that is still in force.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyFile {
-    signing: Vec<StoredSigningKey>,
-    refresh: Vec<RefreshKey>,
 }
 
 /// The key file of the data directory at `dir`, read without creating or locking anything (for
@@ -174,13 +112,13 @@ pub fn inspect_keys(dir: &Path) -> anyhow::Result<Option<(usize, usize)>> {
     check_permissions(&path)?;
     let text =
         fs::read_to_string(&path).with_context(|| format!("while reading {}", path.display()))?;
-    let file = serde_json::from_str::<KeyFile>(&text)
+    let file = serde_json::from_str::<crate::keyring::KeyFile>(&text)
         .with_context(|| format!("while parsing {}", path.display()))?;
     Ok(Some((file.signing.len(), file.refresh.len())))
 }
 
 /// Refuses a key file that others can read: the keys would no longer be secret.
-fn check_permissions(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_permissions(path: &Path) -> anyhow::Result<()> {
     let mode = fs::metadata(path)?.permissions().mode();
     if mode & 0o077 != 0 {
         bail!(
@@ -194,7 +132,7 @@ fn check_permissions(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename) with mode 0600.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let mut file = OpenOptions::new()
@@ -215,36 +153,64 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyring::{Keep, KeyRing, Source};
+    use std::time::Duration;
+    use tessera_core::keys::SigningAlg;
+    use tessera_core::Timestamp;
 
-    #[test]
-    fn keys_are_created_once_with_private_permissions() {
+    const KEEP: Keep = Keep {
+        access: Duration::from_secs(300),
+        refresh: Duration::from_secs(86_400),
+    };
+
+    async fn ring(dir: &DataDir, alg: SigningAlg, secs: i64) -> anyhow::Result<KeyRing> {
+        let source = Source::File {
+            path: dir.key_file(),
+            may_create: dir.is_locked(),
+        };
+        KeyRing::open(source, dir, alg, KEEP, Timestamp::from_secs(secs)).await
+    }
+
+    #[tokio::test]
+    async fn keys_are_created_once_with_private_permissions() {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = DataDir::open(&tmp.path().join("data"), Access::Exclusive).expect("open");
-        let now = Timestamp::from_secs(1);
-        let (keys, refresh) = dir.load_keys(SigningAlg::EdDSA, now).expect("create");
-        let (again, refresh_again) = dir.load_keys(SigningAlg::EdDSA, now).expect("load");
-        assert_eq!(keys.current().kid(), again.current().kid());
-        assert_eq!(refresh.current().kid, refresh_again.current().kid);
+        let keys = ring(&dir, SigningAlg::EdDSA, 1)
+            .await
+            .expect("create")
+            .keys();
+        let again = ring(&dir, SigningAlg::EdDSA, 1).await.expect("load").keys();
+        assert_eq!(keys.signing.current().kid(), again.signing.current().kid());
+        assert_eq!(keys.refresh.current().kid, again.refresh.current().kid);
         let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode(&dir.path().join("keys.json")), 0o600);
         assert_eq!(mode(dir.path()), 0o700);
     }
 
-    #[test]
-    fn changing_the_algorithm_adds_a_key_and_keeps_the_old_one() {
+    #[tokio::test]
+    async fn changing_the_algorithm_adds_a_key_and_keeps_the_old_one() {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = DataDir::open(tmp.path(), Access::Exclusive).expect("open");
-        let (ed, _) = dir
-            .load_keys(SigningAlg::EdDSA, Timestamp::from_secs(1))
-            .expect("ed");
-        let (es, _) = dir
-            .load_keys(SigningAlg::ES256, Timestamp::from_secs(2))
-            .expect("es");
-        assert_eq!(es.current().alg(), SigningAlg::ES256);
+        let ed = ring(&dir, SigningAlg::EdDSA, 1).await.expect("ed").keys();
+        let es = ring(&dir, SigningAlg::ES256, 2).await.expect("es").keys();
+        assert_eq!(es.signing.current().alg(), SigningAlg::ES256);
         assert!(
-            es.get(ed.current().kid()).is_some(),
+            es.signing.get(ed.signing.current().kid()).is_some(),
             "old tokens still verify"
         );
+    }
+
+    #[tokio::test]
+    async fn an_admin_command_beside_a_server_never_creates_keys() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let _server = DataDir::open(tmp.path(), Access::Exclusive).expect("server");
+        let admin = DataDir::open(tmp.path(), Access::Shared).expect("admin command");
+        let err = ring(&admin, SigningAlg::EdDSA, 1)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("start the server first"), "{err}");
+        assert!(!admin.key_file().exists());
     }
 
     #[test]
@@ -267,16 +233,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_world_readable_key_file_is_refused() {
+    #[tokio::test]
+    async fn a_world_readable_key_file_is_refused() {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = DataDir::open(tmp.path(), Access::Exclusive).expect("open");
-        dir.load_keys(SigningAlg::EdDSA, Timestamp::from_secs(1))
-            .expect("create");
+        ring(&dir, SigningAlg::EdDSA, 1).await.expect("create");
         let path = tmp.path().join("keys.json");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
-        let err = dir
-            .load_keys(SigningAlg::EdDSA, Timestamp::from_secs(1))
+        let err = ring(&dir, SigningAlg::EdDSA, 1)
+            .await
             .expect_err("refused")
             .to_string();
         assert!(err.contains("chmod 600"), "{err}");

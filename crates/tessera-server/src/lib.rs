@@ -29,6 +29,7 @@ pub mod doctor;
 pub mod error;
 pub mod extract;
 pub mod flows;
+pub mod keyring;
 pub mod metered;
 pub mod metrics;
 pub mod passwords;

@@ -10,7 +10,6 @@ use subtle::ConstantTimeEq as _;
 use tessera_core::access::{self, AccessClaims, AccessRules, Audience, Expiry};
 use tessera_core::bearer;
 use tessera_core::ids::TokenId;
-use tessera_core::keys::{KeySet, RefreshKeys};
 use tessera_core::refresh::RefreshToken;
 use tessera_core::revocation::RevocationEntry;
 use tessera_core::session::{Session, SessionPolicy};
@@ -36,10 +35,8 @@ pub struct Inner {
     pub users: Arc<dyn UserStore>,
     /// Sessions and the revocation log.
     pub sessions: Arc<dyn SessionStore>,
-    /// Signing keys.
-    pub keys: KeySet,
-    /// Refresh MAC keys.
-    pub refresh_keys: RefreshKeys,
+    /// The signing and refresh MAC keys, kept current (rotation).
+    pub keyring: crate::keyring::KeyRing,
     /// This process's copy of the revocation state.
     pub revocations: RevocationCache,
     /// argon2id on a bounded blocking pool.
@@ -54,8 +51,6 @@ pub struct Inner {
     pub admin_key_hash: Option<[u8; 32]>,
     /// SHA-256 of the verifier key (reads the revocation feed); `None`: none configured.
     pub verifier_key_hash: Option<[u8; 32]>,
-    /// The JWKS document, rendered once.
-    pub jwks: String,
     /// Remembered signature checks of repeatedly presented access tokens.
     pub verified: VerifiedCache,
     /// User rows reused for a second by the refresh path.
@@ -98,6 +93,11 @@ impl AppState {
         Self(Arc::new(inner))
     }
 
+    /// The keys in force now.
+    pub fn keys(&self) -> Arc<crate::keyring::Keys> {
+        self.keyring.keys()
+    }
+
     /// The current time.
     pub fn now(&self) -> Timestamp {
         self.clock.now()
@@ -117,8 +117,9 @@ impl AppState {
         user: &User,
         now: Timestamp,
     ) -> Result<Issued, ApiError> {
-        let key = self
-            .refresh_keys
+        let keys = self.keys();
+        let key = keys
+            .refresh
             .get(&session.key_id)
             .ok_or_else(|| ApiError::internal(&"the session's refresh key is not loaded"))?;
         let ttl = i64::try_from(self.rules.ttl.as_secs()).unwrap_or(i64::MAX);
@@ -136,7 +137,7 @@ impl AppState {
             roles: user.roles.clone(),
         };
         Ok(Issued {
-            access_token: access::mint(&self.keys, &claims),
+            access_token: access::mint(&keys.signing, &claims),
             claims,
             refresh_token: RefreshToken::issue(
                 key,
@@ -159,7 +160,8 @@ impl AppState {
         if !self.revocations.is_fresh() {
             return Err(ApiError::unavailable());
         }
-        let claims = bearer::claims(token, &self.keys, &self.rules, &self.verified, now)?;
+        let keys = self.keys();
+        let claims = bearer::claims(token, &keys.signing, &self.rules, &self.verified, now)?;
         self.revocations
             .with(|set| bearer::alive(&claims, set, now))?;
         Ok(claims)
@@ -168,7 +170,14 @@ impl AppState {
     /// Like [`authenticate`](Self::authenticate) but accepts an expired token: for logout and for
     /// pairing an access token with a refresh, which only need to know whose session it names.
     pub fn authentic_claims(&self, token: &str) -> Option<AccessClaims> {
-        access::verify(token, &self.keys, &self.rules, self.now(), Expiry::Ignore).ok()
+        access::verify(
+            token,
+            &self.keys().signing,
+            &self.rules,
+            self.now(),
+            Expiry::Ignore,
+        )
+        .ok()
     }
 
     /// Denies one access token until it expires (plus the leeway): stored first, then applied to
@@ -215,7 +224,8 @@ impl AppState {
     /// Whether `token` is an authentic refresh token of `session` (its MAC matches the stored
     /// nonce under the session's key), whatever its generation. Constant-time comparison.
     pub fn names_session(&self, token: &RefreshToken, session: &Session) -> bool {
-        self.refresh_keys
+        self.keys()
+            .refresh
             .get(&session.key_id)
             .is_some_and(|key| token.tag_matches(key, &session.nonce))
     }

@@ -312,8 +312,9 @@ pub async fn import(state: &AppState, path: &Path) -> anyhow::Result<Counts> {
         }
     }
     let user_ids: std::collections::HashSet<&UserId> = users.iter().map(|u| &u.id).collect();
+    let keys = state.keys();
     for session in &sessions {
-        if state.refresh_keys.get(&session.key_id).is_none() {
+        if keys.refresh.get(&session.key_id).is_none() {
             bail!(
                 "session {} uses refresh key {:?}, which this deployment's keys.json does not have; copy keys.json from the exporting deployment first",
                 session.id, session.key_id

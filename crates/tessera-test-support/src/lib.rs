@@ -14,6 +14,8 @@ use tokio::task::JoinHandle;
 
 /// The admin API key every test app is configured with.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
+/// A master key (32 bytes, base64) for instances that share their keys through the store.
+pub const MASTER_KEY: &str = "dGVzc2VyYS10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";
 /// The verifier key of test apps (reads the revocation feed).
 pub const VERIFIER_KEY: &str = "test-verifier-key-0123456789abcdef012345";
 /// A password that passes the policy.
@@ -259,6 +261,18 @@ impl TestApp {
         .await
     }
 
+    /// A second instance beside this one with a data directory of its own and nothing copied:
+    /// for instances that share their keys through the store (`master_key`), its settings
+    /// changed by `configure`.
+    pub async fn peer(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = self.temp_dir().join("peer-data");
+        spawn_app_with(|s| {
+            s.data_dir = dir;
+            configure(s);
+        })
+        .await
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> std::path::PathBuf {
         self.settings.data_dir.clone()
@@ -397,12 +411,21 @@ impl Drop for TestApp {
 
 /// The claims of a JWT, decoded without any check (for assertions on what was issued).
 pub fn claims_of(jwt: &str) -> Value {
+    segment_of(jwt, 1)
+}
+
+/// The header of a JWT (not verified).
+pub fn header_of(jwt: &str) -> Value {
+    segment_of(jwt, 0)
+}
+
+fn segment_of(jwt: &str, index: usize) -> Value {
     use base64::Engine as _;
-    let payload = jwt.split('.').nth(1).expect("a JWT has a payload");
+    let segment = jwt.split('.').nth(index).expect("a JWT has three segments");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
+        .decode(segment)
         .expect("base64url");
-    serde_json::from_slice(&bytes).expect("JSON claims")
+    serde_json::from_slice(&bytes).expect("a JSON object")
 }
 
 /// Parses a response's JSON body, asserting its `Content-Type`.

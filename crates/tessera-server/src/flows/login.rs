@@ -182,7 +182,7 @@ pub async fn start_session(
     };
     let session = Session::new(
         user.id.clone(),
-        state.refresh_keys.current().kid.clone(),
+        state.keys().refresh.current().kid.clone(),
         info,
         &state.policy,
         now,

@@ -235,11 +235,12 @@ fn decide(
     user: &User,
     now: tessera_core::Timestamp,
 ) -> Result<Decision, Refusal> {
+    let keys = state.keys();
     state.revocations.with(|set| {
         decision::decide(
             token,
             Some(session),
-            &state.refresh_keys,
+            &keys.refresh,
             &user.standing(),
             set,
             state.policy.grace,

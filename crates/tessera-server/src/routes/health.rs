@@ -67,7 +67,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "checks": {
             "cache": degraded.unwrap_or("ok"),
             "store": if fresh { "ok" } else { "the session store has not answered recently" },
-            "keys": format!("{} signing key(s) loaded", state.keys.iter().count()),
+            "keys": format!("{} signing key(s) loaded", state.keys().signing.iter().count()),
             "revocations": { "entries": state.revocations.len(), "last_sync_ms_ago": age },
         }
     });
@@ -76,11 +76,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The public signing keys, from memory: available even while every store is down.
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    // A rotation publishes a key this long before it signs (`tessera keys rotate`), so a cache
+    // that honours max-age always holds the key of any token it sees.
+    let cache = format!("public, max-age={}", state.settings.jwks_max_age.as_secs());
     (
         [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CACHE_CONTROL, cache),
         ],
-        state.jwks.clone(),
+        state.keys().jwks.clone(),
     )
 }

@@ -8,6 +8,7 @@ mod faults;
 mod flows;
 mod forged;
 mod interop;
+mod keys;
 mod metrics;
 mod nginx;
 mod oauth;
