@@ -197,9 +197,56 @@ fn help_lists_the_commands() {
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
-    for command in ["serve", "migrate", "user", "config", "client"] {
+    for command in ["serve", "migrate", "user", "config", "client", "keys"] {
         assert!(text.contains(command), "{text}");
     }
+}
+
+#[test]
+fn keys_rotate_and_list_on_a_data_directory_and_on_a_shared_ring() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = tessera(dir.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(&["keys", "list"], &[]);
+    assert!(ok && text.contains("no keys yet"), "{text}");
+    let (ok, text) = run(&["keys", "rotate", "--after", "0s"], &[]);
+    assert!(ok && text.contains("take over at"), "{text}");
+    let (ok, text) = run(&["keys", "list"], &[]);
+    assert!(ok, "{text}");
+    assert_eq!(text.matches("current").count(), 2, "{text}");
+
+    // With a master key, the ring goes to the database, sealed; keys.json is carried over.
+    let master = [(
+        "TESSERA_MASTER_KEY",
+        "dGVzc2VyYS10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=",
+    )];
+    let (ok, text) = run(&["keys", "rotate", "--after", "10m"], &master);
+    assert!(ok, "{text}");
+    let (ok, text) = run(&["keys", "list"], &master);
+    assert!(ok, "{text}");
+    assert!(text.contains("takes over at"), "{text}");
+    assert_eq!(
+        text.matches("current").count(),
+        2,
+        "keys.json carried over: {text}"
+    );
+    let wrong = [(
+        "TESSERA_MASTER_KEY",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    )];
+    let (ok, text) = run(&["keys", "list"], &wrong);
+    assert!(!ok && text.contains("does not open"), "{text}");
 }
 
 #[test]
@@ -226,7 +273,7 @@ fn migrations_run_at_start_or_by_tessera_migrate() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(String::from_utf8_lossy(&first.stdout).contains("applied migration(s) [1]"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied migration(s) [1, 2]"));
     let again = run(&["migrate"], "false");
     assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
 

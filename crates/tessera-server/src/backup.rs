@@ -55,6 +55,12 @@ pub async fn backup(settings: &Settings, dest: &Path) -> anyhow::Result<Summary>
     embedded_only(settings)?;
     let data_dir = DataDir::open(&settings.data_dir, Access::Shared)?;
     let keys = data_dir.path().join("keys.json");
+    if settings.master_key.is_some() || settings.master_key_file.is_some() {
+        bail!(
+            "with master_key the keys live in the database: back up the database (VACUUM INTO, \
+             or copy it with the server stopped) and keep the master key apart from it"
+        );
+    }
     if !keys.exists() {
         bail!(
             "{} has no keys.json: nothing to back up yet",

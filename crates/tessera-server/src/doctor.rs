@@ -194,7 +194,13 @@ fn data_directory(report: &mut Report, settings: &Settings) -> Option<DataDir> {
             format!("{}: {e}", path.display()),
         ),
     }
+    let shared = matches!(settings.master_key_text(), Ok(Some(_)));
     match datadir::inspect_keys(path) {
+        _ if shared => report.add(
+            "keys",
+            Status::Ok,
+            "shared: in the database, sealed under master_key (checked with the database)",
+        ),
         Ok(Some((signing, refresh))) => report.add(
             "keys",
             Status::Ok,
@@ -351,6 +357,26 @@ async fn database_in(report: &mut Report, settings: &Settings, data_dir: &DataDi
             Status::Fail,
             format!("{what} unreachable: {e:#}; check database_url and that the server is up"),
         ),
+    }
+    if let Ok(Some(master)) = settings.master_key_text() {
+        use secrecy::ExposeSecret as _;
+        match crate::keyring::inspect_shared(db.users().as_ref(), master.expose_secret()).await {
+            Ok(Some((version, signing, refresh))) => report.add(
+                "shared keys",
+                Status::Ok,
+                format!(
+                    "the key ring (version {version}) opens with master_key: {signing} signing \
+                     key(s), {refresh} refresh key(s)"
+                ),
+            ),
+            Ok(None) => report.add(
+                "shared keys",
+                Status::Warn,
+                "no key ring in the database yet: the first start creates it (carrying over \
+                 keys.json if the data directory has one)",
+            ),
+            Err(e) => report.add("shared keys", Status::Fail, format!("{e:#}")),
+        }
     }
     match db.server_time_ms().await {
         Ok(Some(theirs)) => skew(report, "database clock", theirs, settings.leeway),

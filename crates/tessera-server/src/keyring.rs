@@ -560,16 +560,30 @@ pub async fn rotate_configured(
     let database = crate::stores::SqlDatabase::open(settings, &data_dir, false).await?;
     let source = Source::of(settings, &data_dir, database.users())?;
     let after = after.unwrap_or(settings.jwks_max_age + 2 * crate::app::KEY_INTERVAL);
-    let result = rotate(
-        &source,
-        settings.signing_alg,
-        Keep::of(settings),
-        after,
-        now,
-    )
-    .await;
+    let keep = Keep::of(settings);
+    // The ring a server would open first (a shared ring takes over keys.json), then the rotation.
+    let result =
+        match KeyRing::open(source.clone(), &data_dir, settings.signing_alg, keep, now).await {
+            Ok(_) => rotate(&source, settings.signing_alg, keep, after, now).await,
+            Err(e) => Err(e),
+        };
     database.close().await;
     result
+}
+
+/// For `tessera doctor`: whether the shared ring in `users` opens with `master`; its version
+/// and numbers of signing and refresh keys, or `None` when there is no ring yet.
+pub async fn inspect_shared(
+    users: &dyn UserStore,
+    master: &str,
+) -> anyhow::Result<Option<(i64, usize, usize)>> {
+    let master = MasterKey::parse(master)?;
+    let Some((version, sealed)) = users.keyring().await? else {
+        return Ok(None);
+    };
+    let file: KeyFile =
+        serde_json::from_slice(&master.open(&sealed)?).context("while parsing the key ring")?;
+    Ok(Some((version, file.signing.len(), file.refresh.len())))
 }
 
 /// One line per key of the configured ring, for `tessera keys list`.

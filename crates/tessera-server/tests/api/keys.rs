@@ -108,6 +108,11 @@ async fn a_rotation_publishes_first_signs_later_and_retires_the_old_key_after_it
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(jwks(&app).await.0.contains(&new));
+    assert_eq!(
+        app.verify(&before.access).await,
+        StatusCode::UNAUTHORIZED,
+        "a retired key's tokens are refused"
+    );
     // A second rotation removes the retired key from the file for good.
     let second = tessera_server::keyring::rotate_configured(
         &app.settings,
