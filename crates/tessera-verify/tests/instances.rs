@@ -77,7 +77,7 @@ async fn eventually(what: &str, limit: Duration, mut check: impl AsyncFnMut() ->
     }
 }
 
-async fn scenario(a: TestApp, b: TestApp) {
+async fn scenario(store: &str, a: TestApp, b: TestApp) {
     let verifier = Verifier::start(Config::new(
         b.base.clone(),
         VERIFIER_KEY,
@@ -116,6 +116,36 @@ async fn scenario(a: TestApp, b: TestApp) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+
+    // The delay across instances: logouts on A, the library following B.
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = a.login("alice").await;
+        verifier.verify(&t.access).await.expect("valid");
+        assert_eq!(
+            a.logout(&t.access, "session").await.status(),
+            StatusCode::OK
+        );
+        let started = Instant::now();
+        while !matches!(
+            verifier.verify_local(&t.access),
+            Err(VerifyError::Revoked(_))
+        ) {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "the library learns the logout"
+            );
+            tokio::task::yield_now().await;
+        }
+        times.push(started.elapsed());
+    }
+    times.sort();
+    eprintln!(
+        "{store}: logout on A → refusal by the library following B, {} logouts: p50 {:?}, max {:?}",
+        times.len(),
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
 
     // A rotation made on A's side, taking over in 20 s.
     let before = a.login("alice").await;
@@ -201,11 +231,11 @@ async fn scenario(a: TestApp, b: TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_postgres_share_keys_revocations_and_rotations() {
     let (a, b) = postgres_pair().await;
-    scenario(a, b).await;
+    scenario("PostgreSQL", a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_redis_share_keys_revocations_and_rotations() {
     let (a, b) = redis_pair().await;
-    scenario(a, b).await;
+    scenario("Redis", a, b).await;
 }
