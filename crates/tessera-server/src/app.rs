@@ -431,6 +431,10 @@ async fn purge_expired(state: AppState) {
         tick.tick().await;
         let now = state.now();
         state.revocations.purge(now);
+        let idle = now.minus(crate::throttle::FAILURES_KEPT);
+        if let Err(e) = state.users.purge_login_failures(idle, PURGE_BATCH).await {
+            tracing::warn!(error = %e, "purge of old login failures failed; will retry");
+        }
         loop {
             match state
                 .sessions

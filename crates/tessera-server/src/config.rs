@@ -148,6 +148,12 @@ pub struct Settings {
     pub master_key: Option<SecretString>,
     /// A file holding the master key.
     pub master_key_file: Option<PathBuf>,
+    /// Failed logins one client address may make per hour (a bucket refilled evenly); beyond,
+    /// its attempts wait (429) whatever the account. `0`: no limit per address.
+    pub login_address_limit: u32,
+    /// Proxies (load balancers) whose `X-Forwarded-For` names the client: the client address is
+    /// the rightmost address in it that is not one of these. Empty: the peer's address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How long verifiers may cache the JWKS (`Cache-Control: max-age`); also how long
     /// `tessera keys rotate` waits by default before a new key signs.
     #[serde(with = "humantime_serde")]
@@ -236,6 +242,8 @@ impl Default for Settings {
             master_key: None,
             master_key_file: None,
             jwks_max_age: Duration::from_secs(300),
+            login_address_limit: 100,
+            trusted_proxies: Vec::new(),
             signup: true,
             max_sessions_per_user: 100,
             argon2_memory_kib: 19_456,

@@ -1,7 +1,7 @@
 //! Request extractors whose rejections are [`ApiError`]s: JSON bodies, bearer tokens, client
 //! metadata. Nothing a client sends can make these panic or answer 500.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::audit::ClientMeta;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The largest request body accepted on any route.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -142,14 +143,52 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeBearer {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+/// The client's address: the peer's, or, when the peer is one of the `trusted` proxies, the
+/// rightmost address of `X-Forwarded-For` that is not a trusted proxy. Addresses left of that
+/// are whatever the client wrote and are never believed.
+pub fn client_address(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let mut address = peer?;
+    if !trusted.contains(&address) {
+        return Some(address);
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in forwarded.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(hop) => {
+                address = hop;
+                if !trusted.contains(&address) {
+                    break;
+                }
+            }
+            // Not an address: stop at the last hop a trusted proxy vouched for.
+            Err(_) => break,
+        }
+    }
+    Some(address)
+}
+
+impl FromRequestParts<AppState> for ClientMeta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+            .map(|c| c.0.ip());
+        let ip = client_address(peer, &parts.headers, &state.settings.trusted_proxies)
+            .map(|ip| ip.to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -173,6 +212,49 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn the_client_address_is_believed_from_trusted_proxies_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let xff = |v: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in v {
+                h.append("x-forwarded-for", HeaderValue::from_str(v).expect("value"));
+            }
+            h
+        };
+        let lb = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let spoofed = xff(&["6.6.6.6"]);
+        assert_eq!(
+            client_address(Some(ip("198.51.100.9")), &spoofed, &lb),
+            Some(ip("198.51.100.9")),
+            "a client talking directly cannot choose its address"
+        );
+        assert_eq!(
+            client_address(Some(ip("10.0.0.1")), &xff(&["6.6.6.6, 203.0.113.5"]), &lb),
+            Some(ip("203.0.113.5")),
+            "the rightmost untrusted hop, not what the client wrote on the left"
+        );
+        assert_eq!(
+            client_address(
+                Some(ip("10.0.0.1")),
+                &xff(&["6.6.6.6", "203.0.113.5, 10.0.0.2"]),
+                &lb
+            ),
+            Some(ip("203.0.113.5")),
+            "through two trusted proxies, over several header lines"
+        );
+        assert_eq!(
+            client_address(Some(ip("10.0.0.1")), &xff(&["garbage"]), &lb),
+            Some(ip("10.0.0.1")),
+            "nothing usable: the proxy itself"
+        );
+        assert_eq!(
+            client_address(Some(ip("10.0.0.1")), &xff(&["2001:db8::7"]), &lb),
+            Some(ip("2001:db8::7"))
+        );
+        assert_eq!(client_address(None, &spoofed, &lb), None);
     }
 
     #[test]

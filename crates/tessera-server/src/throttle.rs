@@ -1,131 +1,231 @@
-//! Login throttling per account (NIST SP 800-63B §5.2.2, OWASP Authentication Cheat Sheet).
+//! Login throttling (NIST SP 800-63B §5.2.2, OWASP Authentication Cheat Sheet) and the refresh
+//! limit per session.
 //!
-//! After [`FREE_FAILURES`] failed logins for a username, attempts are spaced by an exponentially
-//! growing delay (1 s, 2 s, 4 s, … at most [`MAX_DELAY`]); an attempt inside the delay answers
-//! 429 with `Retry-After` without checking the password. A success resets the count. Attempts in
-//! flight count too, so guesses sent in parallel cannot slip through before their failures are
-//! recorded: once the free attempts are used up, one attempt per delay gets through.
-//! Unknown usernames are counted like real ones, so a 429 says nothing about existence.
+//! **Per account, shared by every instance.** After [`FREE_FAILURES`] failed logins for a
+//! username, attempts are spaced by an exponentially growing delay (1 s, 2 s, 4 s, … at most
+//! [`MAX_DELAY`]); an attempt inside the delay answers 429 with `Retry-After` without checking
+//! the password. The failures are counted in the users database (`login_failures`), which every
+//! instance shares, so guesses spread over instances count as one stream. A success resets the
+//! count. Attempts in flight in this process count too, so guesses sent in parallel cannot slip
+//! through before their failures are recorded. Unknown usernames are counted like real ones, so
+//! a 429 says nothing about existence. Never a lock-out: at worst one try per [`MAX_DELAY`].
 //!
-//! Limits, written down rather than hidden: the state is in this process's memory (several
-//! instances each keep their own), and someone who keeps guessing a username keeps that account
-//! at one try per [`MAX_DELAY`] for everyone, its owner included. Lifting that needs a way to
-//! tell the owner's device apart (device cookies, per-address limits behind a trusted proxy).
+//! **Per client address, in this process.** Each address may fail `login_address_limit` logins
+//! (default 100), refilled evenly over an hour; then its attempts wait (429) whatever the
+//! account, so one address cannot walk through many accounts. An attempt takes from the
+//! address's budget when it starts and gives it back if it succeeds, so legitimate users behind
+//! one address are only limited by their failures. Behind a proxy, the address is read from
+//! `X-Forwarded-For` only when the peer is in `trusted_proxies`.
+//!
+//! Limits, written down rather than hidden: someone who keeps guessing a username keeps that
+//! account at one try per [`MAX_DELAY`] for everyone, its owner included (lifting that needs a way
+//! to tell the owner's device apart); the per-address budget is per instance.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tessera_core::Timestamp;
+use tessera_store::{StoreError, UserStore};
 
 /// Failed logins of an account before delays start.
 pub const FREE_FAILURES: u32 = 5;
 /// The longest delay between attempts on one account.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
-/// Accounts remembered before idle entries are dropped (and, if that is not enough, all).
+/// Keys remembered in memory before idle entries are dropped (and, if that is not enough, all).
 const CAPACITY: usize = 100_000;
-
-#[derive(Debug, Clone, Copy)]
-struct Account {
-    failures: u32,
-    in_flight: u32,
-    next_allowed: Timestamp,
-}
+/// How long an account's failures are kept after the last one (then purged).
+pub const FAILURES_KEPT: Duration = Duration::from_secs(3600);
 
 fn delay(attempts_over: u32) -> Duration {
     Duration::from_secs(1u64 << attempts_over.min(16)).min(MAX_DELAY)
 }
 
-/// The throttle's memory.
+/// This process's share of an account's state: attempts in flight and the slot reserved for the
+/// next one.
+#[derive(Debug, Clone, Copy, Default)]
+struct Local {
+    in_flight: u32,
+    reserved_until: Timestamp,
+}
+
+/// Why a login attempt may not start.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Throttled: retry after this long.
+    Wait(Duration),
+    /// The failure count could not be read.
+    Store(StoreError),
+}
+
+/// The login throttle.
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
-    accounts: Mutex<HashMap<String, Account>>,
+    accounts: Mutex<HashMap<String, Local>>,
+    addresses: Buckets<String>,
 }
 
 /// One admitted login attempt. Record its outcome with [`failed`](Attempt::failed) or
 /// [`succeeded`](Attempt::succeeded); dropped without an outcome (a store error, a refused
-/// input), it simply stops counting as in flight.
+/// input), it stops counting as in flight and gives back what it took from the address.
 #[derive(Debug)]
 pub struct Attempt<'a> {
     throttle: &'a LoginThrottle,
-    key: String,
+    account: String,
+    address: Option<(String, u32)>,
     open: bool,
 }
 
 impl LoginThrottle {
-    /// Admits a login attempt for `username`, or says how long to wait.
-    pub fn begin(&self, username: &str, now: Timestamp) -> Result<Attempt<'_>, Duration> {
-        let key = username.to_lowercase();
+    /// Admits a login attempt for `username` from `address`, or says why not.
+    /// `address_limit`: failed logins an address may make per hour (0: no limit).
+    pub async fn begin(
+        &self,
+        users: &dyn UserStore,
+        username: &str,
+        address: Option<&str>,
+        address_limit: u32,
+        now: Timestamp,
+    ) -> Result<Attempt<'_>, Refusal> {
+        let account = username.to_lowercase();
+        let mut attempt = Attempt {
+            throttle: self,
+            account: account.clone(),
+            address: None,
+            open: false,
+        };
+        if let Some(address) = address.filter(|_| address_limit > 0) {
+            let capacity = f64::from(address_limit);
+            self.addresses
+                .take(address.to_owned(), now, capacity, capacity / 3_600_000.0)
+                .map_err(Refusal::Wait)?;
+            attempt.address = Some((address.to_owned(), address_limit));
+        }
+        // Dropped from here on (an early return), the attempt gives the address's share back.
+        let stored = users
+            .login_failures(&account)
+            .await
+            .map_err(Refusal::Store)?;
         let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         if accounts.len() >= CAPACITY {
-            accounts.retain(|_, a| a.in_flight > 0 || now.since(a.next_allowed) < MAX_DELAY);
+            accounts.retain(|_, a| a.in_flight > 0 || a.reserved_until > now);
             if accounts.len() >= CAPACITY {
                 accounts.clear();
             }
         }
-        let a = accounts.entry(key.clone()).or_insert(Account {
-            failures: 0,
-            in_flight: 0,
-            next_allowed: now,
-        });
-        let attempts = a.failures + a.in_flight;
+        let local = accounts.entry(account).or_default();
+        let failures = stored.map_or(0, |(n, _)| n);
+        let attempts = failures.saturating_add(local.in_flight);
         if attempts >= FREE_FAILURES {
-            if now < a.next_allowed {
-                return Err(a.next_allowed.since(now));
+            let mut next = local.reserved_until;
+            if let Some((n, last)) = stored.filter(|(n, _)| *n >= FREE_FAILURES) {
+                next = next.max(last.plus(delay(n - FREE_FAILURES)));
+            }
+            if now < next {
+                return Err(Refusal::Wait(next.since(now)));
             }
             // Reserve the slot: the next attempt waits even before this one's outcome is known.
-            a.next_allowed = now.plus(delay(attempts + 1 - FREE_FAILURES));
+            local.reserved_until = now.plus(delay(attempts + 1 - FREE_FAILURES));
         }
-        a.in_flight += 1;
-        Ok(Attempt {
-            throttle: self,
-            key,
-            open: true,
-        })
+        local.in_flight += 1;
+        attempt.open = true;
+        Ok(attempt)
     }
 
-    fn finish(&self, key: &str, outcome: Option<(bool, Timestamp)>) {
+    fn end(&self, account: &str, success: bool) {
         let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(a) = accounts.get_mut(key) else {
-            return;
-        };
-        a.in_flight = a.in_flight.saturating_sub(1);
-        match outcome {
-            Some((true, _)) => {
-                accounts.remove(key);
-            }
-            Some((false, now)) => {
-                a.failures = a.failures.saturating_add(1);
-                if a.failures >= FREE_FAILURES {
-                    a.next_allowed = a
-                        .next_allowed
-                        .max(now.plus(delay(a.failures - FREE_FAILURES)));
-                }
-            }
-            None => {}
+        if success {
+            accounts.remove(account);
+        } else if let Some(a) = accounts.get_mut(account) {
+            a.in_flight = a.in_flight.saturating_sub(1);
         }
     }
 }
 
 impl Attempt<'_> {
-    /// The password was wrong (or the account unusable).
-    pub fn failed(mut self, now: Timestamp) {
+    /// The password was wrong (or the account unusable): one more failure for the account, in
+    /// the shared store, and the address keeps the share it took.
+    pub async fn failed(mut self, users: &dyn UserStore, now: Timestamp) {
+        if let Err(e) = users.record_login_failure(&self.account, now).await {
+            tracing::warn!(error = %e, "a failed login could not be counted");
+        }
+        self.address = None;
         self.open = false;
-        self.throttle.finish(&self.key, Some((false, now)));
+        self.throttle.end(&self.account, false);
     }
 
-    /// The login succeeded: the account's count starts over.
-    pub fn succeeded(mut self) {
+    /// The login succeeded: the account's count starts over, the address gets its share back.
+    pub async fn succeeded(mut self, users: &dyn UserStore) {
+        if let Err(e) = users.clear_login_failures(&self.account).await {
+            tracing::warn!(error = %e, "the failed-login count could not be reset");
+        }
         self.open = false;
-        self.throttle
-            .finish(&self.key, Some((true, Timestamp::default())));
+        self.throttle.end(&self.account, true);
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
+        if let Some((address, limit)) = self.address.take() {
+            self.throttle
+                .addresses
+                .give_back(&address, f64::from(limit));
+        }
         if self.open {
-            self.throttle.finish(&self.key, None);
+            self.throttle.end(&self.account, false);
+        }
+    }
+}
+
+/// Token buckets by key, refilled evenly; full buckets are forgotten when memory is short.
+#[derive(Debug)]
+struct Buckets<K> {
+    buckets: Mutex<HashMap<K, (f64, Timestamp)>>,
+}
+
+impl<K> Default for Buckets<K> {
+    fn default() -> Self {
+        Self {
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq> Buckets<K> {
+    /// Takes one token from `key`'s bucket (`capacity` tokens, `per_ms` refilled each
+    /// millisecond), or says how long until one is there.
+    fn take(&self, key: K, now: Timestamp, capacity: f64, per_ms: f64) -> Result<(), Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        // Tokens now: what was left, plus the refill since (a clock that went back adds none).
+        let refilled = |tokens: f64, at: Timestamp| {
+            let elapsed = now.as_millis().saturating_sub(at.as_millis()).max(0) as f64;
+            (tokens + per_ms * elapsed).min(capacity)
+        };
+        if buckets.len() >= CAPACITY {
+            // Drop the buckets that are full again: they hold nothing a new one would not.
+            buckets.retain(|_, (tokens, at)| refilled(*tokens, *at) < capacity);
+            if buckets.len() >= CAPACITY {
+                buckets.clear();
+            }
+        }
+        let (tokens, at) = buckets.entry(key).or_insert((capacity, now));
+        *tokens = refilled(*tokens, *at);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait_ms = ((1.0 - *tokens) / per_ms).ceil() as u64;
+            Err(Duration::from_millis(wait_ms.max(1)))
+        }
+    }
+
+    /// Gives one token back to `key`'s bucket.
+    fn give_back(&self, key: &K, capacity: f64) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((tokens, _)) = buckets.get_mut(key) {
+            *tokens = (*tokens + 1.0).min(capacity);
         }
     }
 }
@@ -133,82 +233,177 @@ impl Drop for Attempt<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_store::sqlite::SqliteStore;
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::from_millis(1_800_000_000_000 + ms)
     }
 
-    #[test]
-    fn delays_start_after_the_free_failures_and_grow_to_the_cap() {
+    async fn store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        (store, dir)
+    }
+
+    async fn fail(throttle: &LoginThrottle, users: &SqliteStore, name: &str, at: Timestamp) {
+        throttle
+            .begin(users, name, None, 0, at)
+            .await
+            .expect("admitted")
+            .failed(users, at)
+            .await;
+    }
+
+    fn waits(r: Result<Attempt<'_>, Refusal>) -> Option<Duration> {
+        match r {
+            Err(Refusal::Wait(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn delays_start_after_the_free_failures_and_grow_to_the_cap() {
+        let (users, _dir) = store().await;
         let throttle = LoginThrottle::default();
         for _ in 0..FREE_FAILURES {
-            throttle.begin("Alice", t(0)).expect("free").failed(t(0));
+            fail(&throttle, &users, "Alice", t(0)).await;
         }
         assert_eq!(
-            throttle.begin("alice", t(0)).map(|_| ()),
-            Err(Duration::from_secs(1))
+            waits(throttle.begin(&users, "alice", None, 0, t(0)).await),
+            Some(Duration::from_secs(1))
         );
-        throttle
-            .begin("ALICE", t(1000))
-            .expect("after the delay")
-            .failed(t(1000));
+        fail(&throttle, &users, "ALICE", t(1000)).await;
         assert_eq!(
-            throttle.begin("alice", t(1500)).map(|_| ()),
-            Err(Duration::from_millis(1500))
+            waits(throttle.begin(&users, "alice", None, 0, t(1500)).await),
+            Some(Duration::from_millis(1500))
         );
         for i in 0..20 {
-            let at = t(100_000 * (i + 1));
-            throttle
-                .begin("alice", at)
-                .expect("after the delay")
-                .failed(at);
+            fail(&throttle, &users, "alice", t(100_000 * (i + 1))).await;
         }
         let at = t(100_000 * 20);
         assert_eq!(
-            throttle.begin("alice", at).map(|_| ()),
-            Err(MAX_DELAY),
+            waits(throttle.begin(&users, "alice", None, 0, at).await),
+            Some(MAX_DELAY),
             "capped, never permanent"
         );
         assert!(
-            throttle.begin("bob", at).is_ok(),
+            throttle.begin(&users, "bob", None, 0, at).await.is_ok(),
             "other accounts are untouched"
         );
         throttle
-            .begin("alice", at.plus(MAX_DELAY))
+            .begin(&users, "alice", None, 0, at.plus(MAX_DELAY))
+            .await
             .expect("after the delay")
-            .succeeded();
+            .succeeded(&users)
+            .await;
         assert!(
-            throttle.begin("alice", at.plus(MAX_DELAY)).is_ok(),
+            throttle
+                .begin(&users, "alice", None, 0, at.plus(MAX_DELAY))
+                .await
+                .is_ok(),
             "a success resets"
         );
     }
 
-    #[test]
-    fn parallel_guesses_cannot_slip_through() {
+    #[tokio::test]
+    async fn failures_counted_by_another_instance_throttle_this_one() {
+        let (users, _dir) = store().await;
+        let (a, b) = (LoginThrottle::default(), LoginThrottle::default());
+        for _ in 0..FREE_FAILURES {
+            fail(&a, &users, "alice", t(0)).await;
+        }
+        assert_eq!(
+            waits(b.begin(&users, "alice", None, 0, t(10)).await),
+            Some(Duration::from_millis(990)),
+            "B sees A's failures"
+        );
+    }
+
+    #[tokio::test]
+    async fn parallel_guesses_cannot_slip_through() {
+        let (users, _dir) = store().await;
         let throttle = LoginThrottle::default();
-        let admitted: Vec<_> = (0..100)
-            .filter_map(|_| throttle.begin("alice", t(0)).ok())
-            .collect();
+        let mut admitted = Vec::new();
+        for _ in 0..100 {
+            if let Ok(a) = throttle.begin(&users, "alice", None, 0, t(0)).await {
+                admitted.push(a);
+            }
+        }
         assert_eq!(
             admitted.len(),
             FREE_FAILURES as usize + 1,
             "the free attempts and one reserved slot"
         );
         for attempt in admitted {
-            attempt.failed(t(0));
+            attempt.failed(&users, t(0)).await;
         }
-        assert!(throttle.begin("alice", t(0)).is_err());
+        assert!(throttle
+            .begin(&users, "alice", None, 0, t(0))
+            .await
+            .is_err());
     }
 
-    #[test]
-    fn an_attempt_without_an_outcome_stops_counting() {
+    #[tokio::test]
+    async fn an_attempt_without_an_outcome_stops_counting() {
+        let (users, _dir) = store().await;
         let throttle = LoginThrottle::default();
         for _ in 0..50 {
-            drop(throttle.begin("alice", t(0)).expect("admitted"));
+            drop(
+                throttle
+                    .begin(&users, "alice", Some("10.0.0.1"), 3, t(0))
+                    .await
+                    .expect("admitted"),
+            );
         }
         assert!(
-            throttle.begin("alice", t(0)).is_ok(),
-            "aborted attempts are not failures"
+            throttle
+                .begin(&users, "alice", Some("10.0.0.1"), 3, t(0))
+                .await
+                .is_ok(),
+            "aborted attempts are neither failures nor charged to the address"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_address_that_keeps_failing_waits_whatever_the_account() {
+        let (users, _dir) = store().await;
+        let throttle = LoginThrottle::default();
+        let ip = Some("203.0.113.7");
+        // Successes give their share back: an office behind one address is not limited by them.
+        for i in 0..10 {
+            throttle
+                .begin(&users, &format!("ok{i}"), ip, 3, t(0))
+                .await
+                .expect("admitted")
+                .succeeded(&users)
+                .await;
+        }
+        for i in 0..3 {
+            throttle
+                .begin(&users, &format!("victim{i}"), ip, 3, t(0))
+                .await
+                .expect("within the budget")
+                .failed(&users, t(0))
+                .await;
+        }
+        let wait = waits(throttle.begin(&users, "victim9", ip, 3, t(0)).await).expect("throttled");
+        assert_eq!(
+            wait,
+            Duration::from_secs(1200),
+            "3 an hour: one every 20 minutes"
+        );
+        assert!(
+            throttle
+                .begin(&users, "victim9", Some("198.51.100.1"), 3, t(0))
+                .await
+                .is_ok(),
+            "another address is not affected"
+        );
+        assert!(
+            throttle.begin(&users, "victim9", ip, 0, t(0)).await.is_ok(),
+            "0: no address limit"
         );
     }
 }
@@ -217,10 +412,10 @@ mod tests {
 /// minute. Charged only for a refresh that would be honoured (an authentic token that rotates or
 /// is retried within the grace window), so nobody can use up a session's budget with forged
 /// tokens that name it; a refusal here changes nothing and is never taken for reuse. The state
-/// is this process's, like the login throttle's.
+/// is this process's.
 #[derive(Debug, Default)]
 pub struct RefreshLimiter {
-    buckets: Mutex<HashMap<tessera_core::ids::SessionId, (f64, Timestamp)>>,
+    buckets: Buckets<tessera_core::ids::SessionId>,
 }
 
 /// One refresh taken from a session's bucket: given back when dropped, unless [`kept`]
@@ -245,14 +440,9 @@ impl Charge<'_> {
 impl Drop for Charge<'_> {
     fn drop(&mut self) {
         if !self.kept && self.per_minute > 0 {
-            let mut buckets = self
-                .limiter
+            self.limiter
                 .buckets
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some((tokens, _)) = buckets.get_mut(&self.sid) {
-                *tokens = (*tokens + 1.0).min(f64::from(self.per_minute));
-            }
+                .give_back(&self.sid, f64::from(self.per_minute));
         }
     }
 }
@@ -287,30 +477,7 @@ impl RefreshLimiter {
             return Ok(());
         }
         let capacity = f64::from(per_minute);
-        let per_ms = capacity / 60_000.0;
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        // Tokens now: what was left, plus the refill since (a clock that went back adds none).
-        let refilled = |tokens: f64, at: Timestamp| {
-            let elapsed = now.as_millis().saturating_sub(at.as_millis()).max(0) as f64;
-            (tokens + per_ms * elapsed).min(capacity)
-        };
-        if buckets.len() >= CAPACITY {
-            // Drop the buckets that are full again: they hold nothing a new one would not.
-            buckets.retain(|_, (tokens, at)| refilled(*tokens, *at) < capacity);
-            if buckets.len() >= CAPACITY {
-                buckets.clear();
-            }
-        }
-        let (tokens, at) = buckets.entry(sid).or_insert((capacity, now));
-        *tokens = refilled(*tokens, *at);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait_ms = ((1.0 - *tokens) / per_ms).ceil() as u64;
-            Err(Duration::from_millis(wait_ms.max(1)))
-        }
+        self.buckets.take(sid, now, capacity, capacity / 60_000.0)
     }
 }
 

@@ -35,6 +35,18 @@ impl<U: UserStore, S: Send + Sync + std::fmt::Debug + 'static> UserStore for Pai
     async fn import_user(&self, user: &crate::User, now: Timestamp) -> Result<(), StoreError> {
         self.0.import_user(user, now).await
     }
+    async fn login_failures(&self, account: &str) -> Result<Option<(u32, Timestamp)>, StoreError> {
+        self.0.login_failures(account).await
+    }
+    async fn record_login_failure(&self, account: &str, now: Timestamp) -> Result<u32, StoreError> {
+        self.0.record_login_failure(account, now).await
+    }
+    async fn clear_login_failures(&self, account: &str) -> Result<(), StoreError> {
+        self.0.clear_login_failures(account).await
+    }
+    async fn purge_login_failures(&self, before: Timestamp, batch: u32) -> Result<u64, StoreError> {
+        self.0.purge_login_failures(before, batch).await
+    }
     async fn keyring(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
         self.0.keyring().await
     }
@@ -284,6 +296,56 @@ pub async fn users(store: impl TestStore) {
         store.user_by_username("alice").await.expect("by name"),
         None
     );
+}
+
+/// Failed logins per account: counted atomically under concurrency, cleared by a success,
+/// purged when idle.
+pub async fn login_failures(store: impl TestStore) {
+    assert_eq!(store.login_failures("alice").await.expect("read"), None);
+    assert_eq!(
+        store
+            .record_login_failure("alice", t(10))
+            .await
+            .expect("one"),
+        1
+    );
+    let store = Arc::new(store);
+    let writers: Vec<_> = (0..20)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .record_login_failure("alice", t(11 + i))
+                    .await
+                    .expect("record")
+            })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for w in writers {
+        counts.push(w.await.expect("task"));
+    }
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (2..=21).collect::<Vec<u32>>(),
+        "every failure counted once"
+    );
+    let (failures, last) = store
+        .login_failures("alice")
+        .await
+        .expect("read")
+        .expect("some");
+    assert_eq!(failures, 21);
+    assert!(last >= t(11));
+    store.record_login_failure("bob", t(5)).await.expect("bob");
+    store.clear_login_failures("alice").await.expect("clear");
+    assert_eq!(store.login_failures("alice").await.expect("read"), None);
+    assert_eq!(
+        store.purge_login_failures(t(6), 100).await.expect("purge"),
+        1
+    );
+    assert_eq!(store.login_failures("bob").await.expect("read"), None);
 }
 
 /// The shared key ring: created once, then replaced only by a writer that read the version
@@ -792,7 +854,7 @@ pub async fn ping(store: impl TestStore) {
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@cases $make;
-            users, import_users, keyring, sessions_round_trip, rotate_compare_and_set, rotate_concurrently,
+            users, import_users, keyring, login_failures, sessions_round_trip, rotate_compare_and_set, rotate_concurrently,
             revoke_sessions, session_limit, revocation_log, purge, ping);
     };
     (@cases $make:expr; $($case:ident),*) => {

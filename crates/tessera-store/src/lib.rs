@@ -146,6 +146,16 @@ pub trait UserStore: Send + Sync + Debug + 'static {
     /// moving accounts between stores; [`StoreError::Conflict`] if the id or the username (ignoring
     /// case) is taken.
     async fn import_user(&self, user: &User, now: Timestamp) -> Result<(), StoreError>;
+    /// The failed logins recorded for `account` (a lower-cased username, known or not) and the
+    /// time of the last one; `None` if there are none.
+    async fn login_failures(&self, account: &str) -> Result<Option<(u32, Timestamp)>, StoreError>;
+    /// Records one more failed login for `account` at `now`; returns the new count. Atomic:
+    /// failures recorded at once by several instances are all counted.
+    async fn record_login_failure(&self, account: &str, now: Timestamp) -> Result<u32, StoreError>;
+    /// Forgets the failures of `account` (it logged in).
+    async fn clear_login_failures(&self, account: &str) -> Result<(), StoreError>;
+    /// Deletes at most `batch` failure records whose last failure is before `before`.
+    async fn purge_login_failures(&self, before: Timestamp, batch: u32) -> Result<u64, StoreError>;
     /// The shared key ring, sealed by the caller, and its version; `None` before the first
     /// [`swap_keyring`](Self::swap_keyring).
     async fn keyring(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError>;

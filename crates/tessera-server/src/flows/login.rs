@@ -1,5 +1,6 @@
 //! Sign-up, login, and minting a session for a user authenticated elsewhere.
 
+use crate::throttle::Refusal;
 use tessera_core::password::{PasswordCheck, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use tessera_core::session::RevokeReason;
 use tessera_core::session::{ClientInfo, Session};
@@ -97,12 +98,23 @@ pub async fn login(
     if username.len() > 64 {
         return Err(ApiError::invalid_credentials());
     }
-    let attempt = match state.throttle.begin(username, state.now()) {
+    let attempt = match state
+        .throttle
+        .begin(
+            state.users.as_ref(),
+            username,
+            client.ip.as_deref(),
+            state.settings.login_address_limit,
+            state.now(),
+        )
+        .await
+    {
         Ok(attempt) => attempt,
-        Err(wait) => {
+        Err(Refusal::Wait(wait)) => {
             state.audit("login_throttled", None, None, client, "too_many_requests");
             return Err(ApiError::too_many_requests(wait));
         }
+        Err(Refusal::Store(e)) => return Err(e.into()),
     };
     let user = state.users.user_by_username(username).await?;
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -124,11 +136,11 @@ pub async fn login(
                 client,
                 outcome,
             );
-            attempt.failed(state.now());
+            attempt.failed(state.users.as_ref(), state.now()).await;
             return Err(ApiError::invalid_credentials());
         }
     };
-    attempt.succeeded();
+    attempt.succeeded(state.users.as_ref()).await;
     if check == PasswordCheck::MatchNeedsRehash {
         // Best effort: a failed upgrade must not fail the login; it is retried next time.
         match state.passwords.hash(password).await {

@@ -619,3 +619,47 @@ async fn f8_every_answer_has_a_content_type_and_tokens_are_never_cached() {
         );
     }
 }
+
+#[tokio::test]
+async fn e3_one_address_failing_on_many_accounts_is_throttled_behind_a_trusted_proxy() {
+    let app = tessera_test_support::spawn_app_with(|s| {
+        s.login_address_limit = 3;
+        s.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await;
+    app.user("alice").await;
+    let login_from = |name: &'static str, password: &'static str, from: &'static str| {
+        app.request(Method::POST, "/v1/auth/login")
+            .header("x-forwarded-for", from)
+            .json(&serde_json::json!({ "username": name, "password": password }))
+            .send()
+    };
+    // A success gives the address its share back; failures on several accounts use it up.
+    for _ in 0..5 {
+        let ok = login_from("alice", PASSWORD, "203.0.113.5")
+            .await
+            .expect("request");
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
+    for name in ["bob", "carol", "dave"] {
+        let r = login_from(name, "guess", "6.6.6.6, 203.0.113.5")
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{name}");
+    }
+    let throttled = login_from("erin", "guess", "203.0.113.5")
+        .await
+        .expect("request");
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.headers()["retry-after"], "1200", "3 an hour");
+    // What the client writes on the left of the header is not believed.
+    let spoof = login_from("erin", "guess", "198.51.100.1, 203.0.113.5")
+        .await
+        .expect("request");
+    assert_eq!(spoof.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another address is not affected.
+    let other = login_from("erin", "guess", "198.51.100.1")
+        .await
+        .expect("request");
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+}

@@ -53,3 +53,36 @@ async fn a_logout_or_block_on_one_instance_is_refused_by_the_other() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h4_guesses_spread_over_two_instances_count_as_one_stream() {
+    let (a, b) = pair().await;
+    a.user("alice").await;
+    for i in 0..5 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            app.login_raw("alice", "guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for app in [&a, &b] {
+        let r = app.login_raw("alice", tessera_test_support::PASSWORD).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "the sixth attempt waits on either instance"
+        );
+    }
+    // The delay passes on B; its success resets the count for A too.
+    b.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        b.login_raw("alice", tessera_test_support::PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        a.login_raw("alice", "guess").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -325,6 +325,102 @@ impl UserStore for SqlStore {
         .map(|_| ())
     }
 
+    async fn login_failures(&self, account: &str) -> Result<Option<(u32, Timestamp)>, StoreError> {
+        let row = self
+            .timed(
+                sqlx::query(sql!(
+                    "select failures, last_at from login_failures where account = ?"
+                ))
+                .bind(account)
+                .fetch_optional(&self.pool),
+            )
+            .await?;
+        row.map(|r| {
+            let failures: i32 = r.try_get("failures").map_err(map_err)?;
+            let last: i64 = r.try_get("last_at").map_err(map_err)?;
+            Ok((
+                u32::try_from(failures).unwrap_or(0),
+                Timestamp::from_millis(last),
+            ))
+        })
+        .transpose()
+    }
+
+    async fn record_login_failure(&self, account: &str, now: Timestamp) -> Result<u32, StoreError> {
+        // One statement: concurrent failures on several instances are all counted.
+        let failures: i32 = match DIALECT {
+            Dialect::Postgres => {
+                self.timed(
+                    sqlx::query_scalar::<Db, i32>(
+                        "insert into login_failures (account, failures, last_at) values ($1, 1, $2)
+                         on conflict (account) do update
+                         set failures = login_failures.failures + 1, last_at = excluded.last_at
+                         returning failures",
+                    )
+                    .bind(account)
+                    .bind(now.as_millis())
+                    .fetch_one(&self.pool),
+                )
+                .await?
+            }
+            Dialect::MySql => {
+                // No `returning`: read the count back inside the transaction, which holds the
+                // row lock its own increment took.
+                let pool = &self.pool;
+                self.transaction(|| async move {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query(
+                        "insert into login_failures (account, failures, last_at) values (?, 1, ?)
+                         on duplicate key update failures = failures + 1, last_at = values(last_at)",
+                    )
+                    .bind(account)
+                    .bind(now.as_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                    let failures = sqlx::query_scalar::<Db, i32>(
+                        "select failures from login_failures where account = ?",
+                    )
+                    .bind(account)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(failures)
+                })
+                .await?
+            }
+        };
+        Ok(u32::try_from(failures).unwrap_or(0))
+    }
+
+    async fn clear_login_failures(&self, account: &str) -> Result<(), StoreError> {
+        self.timed(
+            sqlx::query(sql!("delete from login_failures where account = ?"))
+                .bind(account)
+                .execute(&self.pool),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn purge_login_failures(&self, before: Timestamp, batch: u32) -> Result<u64, StoreError> {
+        let statement = match DIALECT {
+            Dialect::MySql => "delete from login_failures where last_at < ? limit ?",
+            Dialect::Postgres => {
+                "delete from login_failures where account in
+                 (select account from login_failures where last_at < $1 limit $2)"
+            }
+        };
+        Ok(self
+            .timed(
+                sqlx::query(statement)
+                    .bind(before.as_millis())
+                    .bind(i64::from(batch))
+                    .execute(&self.pool),
+            )
+            .await?
+            .rows_affected())
+    }
+
     async fn keyring(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
         let row = self
             .timed(

@@ -215,6 +215,60 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
+    async fn login_failures(&self, account: &str) -> Result<Option<(u32, Timestamp)>, StoreError> {
+        let row = sqlx::query("select failures, last_at from login_failures where account = ?")
+            .bind(account)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| {
+            let failures: i64 = r.try_get("failures").map_err(map_err)?;
+            let last: i64 = r.try_get("last_at").map_err(map_err)?;
+            Ok((
+                u32::try_from(failures).unwrap_or(0),
+                Timestamp::from_millis(last),
+            ))
+        })
+        .transpose()
+    }
+
+    async fn record_login_failure(&self, account: &str, now: Timestamp) -> Result<u32, StoreError> {
+        let failures: i64 = sqlx::query_scalar(
+            "insert into login_failures (account, failures, last_at) values (?, 1, ?)
+             on conflict (account) do update
+             set failures = login_failures.failures + 1, last_at = excluded.last_at
+             returning failures",
+        )
+        .bind(account)
+        .bind(now.as_millis())
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(u32::try_from(failures).unwrap_or(0))
+    }
+
+    async fn clear_login_failures(&self, account: &str) -> Result<(), StoreError> {
+        sqlx::query("delete from login_failures where account = ?")
+            .bind(account)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn purge_login_failures(&self, before: Timestamp, batch: u32) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "delete from login_failures where rowid in
+             (select rowid from login_failures where last_at < ? limit ?)",
+        )
+        .bind(before.as_millis())
+        .bind(i64::from(batch))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?
+        .rows_affected())
+    }
+
     async fn keyring(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
         let row = sqlx::query("select version, sealed from keyring where id = 1")
             .fetch_optional(&self.reader)
