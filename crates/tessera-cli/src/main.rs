@@ -105,6 +105,12 @@ enum KeysCommand {
     },
     /// List the keys and their state (current, takes over at, verifying only).
     List,
+    /// Remove a key at once (a leaked one): its tokens, or the sessions made with it, stop
+    /// working within a second on every instance. Rotate first if it is the current key.
+    Remove {
+        /// The key id (`tessera keys list`).
+        kid: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -272,6 +278,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if !done.removed.is_empty() {
                         println!("removed retired key(s): {}", done.removed.join(", "));
                     }
+                }
+                KeysCommand::Remove { kid } => {
+                    tessera_server::keyring::remove_configured(&settings, kid).await?;
+                    println!("removed key {kid}");
                 }
                 KeysCommand::List => {
                     for line in tessera_server::keyring::describe_configured(&settings, now).await?

@@ -273,7 +273,7 @@ fn migrations_run_at_start_or_by_tessera_migrate() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(String::from_utf8_lossy(&first.stdout).contains("applied migration(s) [1, 2]"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied migration(s) [1, 2, 3]"));
     let again = run(&["migrate"], "false");
     assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
 

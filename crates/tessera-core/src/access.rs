@@ -159,6 +159,12 @@ fn check_claims(
         return Err(TokenError::InvalidClaims);
     }
     let leeway = i64::try_from(rules.leeway.as_secs()).unwrap_or(i64::MAX);
+    // No token lives longer than this issuer makes them (`ttl`, when known): a token minted with
+    // a leaked key cannot claim to outlive the key's removal by years.
+    let ttl = i64::try_from(rules.ttl.as_secs()).unwrap_or(i64::MAX);
+    if ttl > 0 && claims.exp.saturating_sub(claims.iat) > ttl.saturating_add(leeway) {
+        return Err(TokenError::InvalidClaims);
+    }
     let now = now.as_secs();
     // Valid while now < exp + leeway (RFC 7519 §4.1.4: "on or after" exp it is expired).
     if expiry == Expiry::Enforce && now >= claims.exp.saturating_add(leeway) {
@@ -207,6 +213,25 @@ mod tests {
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_secs(secs)
+    }
+
+    #[test]
+    fn a_token_claiming_a_longer_life_than_the_issuer_gives_is_refused() {
+        let (keys, rules) = setup();
+        let now = Timestamp::from_secs(NOW);
+        let mut c = claims();
+        c.exp = c.iat + 300 + 30;
+        assert!(verify(&mint(&keys, &c), &keys, &rules, now, Expiry::Enforce).is_ok());
+        c.exp += 1;
+        assert_eq!(
+            verify(&mint(&keys, &c), &keys, &rules, now, Expiry::Enforce),
+            Err(TokenError::InvalidClaims)
+        );
+        let unknown_ttl = AccessRules {
+            ttl: Duration::ZERO,
+            ..rules
+        };
+        assert!(verify(&mint(&keys, &c), &keys, &unknown_ttl, now, Expiry::Enforce).is_ok());
     }
 
     #[test]

@@ -201,6 +201,11 @@ impl PublicKeySet {
         self.keys.get(kid)
     }
 
+    /// The ids of the usable keys.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
     /// Number of usable keys.
     pub fn len(&self) -> usize {
         self.keys.len()

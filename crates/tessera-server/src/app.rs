@@ -405,9 +405,19 @@ async fn follow_keys(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let before = state.keys();
         match state.keyring.refresh(state.now()).await {
             Ok(true) => {
                 let keys = state.keys();
+                // A key that left (retired, or removed after a leak) must not live on through
+                // the memory of tokens it verified.
+                if before
+                    .signing
+                    .iter()
+                    .any(|k| keys.signing.get(k.kid()).is_none())
+                {
+                    state.verified.clear();
+                }
                 tracing::info!(
                     signing_kid = keys.signing.current().kid(),
                     refresh_kid = %keys.refresh.current().kid,

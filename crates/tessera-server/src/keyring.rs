@@ -69,11 +69,13 @@ pub struct Keep {
 }
 
 impl Keep {
-    /// From the settings.
+    /// From the settings, with a margin for instances that read the ring a little late (they
+    /// may use a superseded key for up to one reading interval after its successor took over).
     pub fn of(settings: &Settings) -> Self {
+        let margin = 2 * crate::app::KEY_INTERVAL + Duration::from_secs(1);
         Self {
-            access: settings.access_ttl + settings.leeway + Duration::from_secs(1),
-            refresh: settings.refresh_max_age,
+            access: settings.access_ttl + settings.leeway + margin,
+            refresh: settings.refresh_max_age + settings.leeway + margin,
         }
     }
 }
@@ -357,7 +359,13 @@ impl Source {
                 return Ok((file, stamp));
             }
             if self.write(&file, stamp.as_ref()).await? {
-                let stamp = self.stamp().await?;
+                // The version this write made, not a fresh read: another writer may already
+                // have come after it, and reading now would take its version for this file's.
+                let stamp = match (self, &stamp) {
+                    (Source::Store { .. }, Some(Stamp::Store(v))) => Some(Stamp::Store(v + 1)),
+                    (Source::Store { .. }, _) => Some(Stamp::Store(1)),
+                    (Source::File { .. }, _) => self.stamp().await?,
+                };
                 return Ok((file, stamp));
             }
         }
@@ -546,6 +554,40 @@ pub async fn rotate(
         takes_over_at: crate::routes::rfc3339(Timestamp::from_millis(from)),
         removed,
     })
+}
+
+/// Removes the key `kid` (signing or refresh) from the ring at once: for a leaked key. Its
+/// tokens (or sessions) stop verifying within a second on every instance. Refused for the last
+/// signing key of `alg` and the last refresh key.
+pub async fn remove(source: &Source, alg: SigningAlg, kid: &str) -> anyhow::Result<()> {
+    source
+        .update(|file| {
+            let (signing, refresh) = (file.signing.len(), file.refresh.len());
+            file.signing.retain(|k| k.kid != kid);
+            file.refresh.retain(|k| k.kid != kid);
+            if file.signing.len() == signing && file.refresh.len() == refresh {
+                bail!("no key {kid:?} in the ring (see `tessera keys list`)");
+            }
+            if !file.signing.iter().any(|k| k.alg == alg) || file.refresh.is_empty() {
+                bail!(
+                    "{kid:?} is the last key of its kind: rotate first (`tessera keys rotate \
+                     --after 0s`), then remove it"
+                );
+            }
+            Ok(true)
+        })
+        .await
+        .map(drop)
+}
+
+/// `tessera keys remove`: opens the configured ring and removes `kid` from it.
+pub async fn remove_configured(settings: &Settings, kid: &str) -> anyhow::Result<()> {
+    let data_dir = DataDir::open(&settings.data_dir, crate::datadir::Access::Shared)?;
+    let database = crate::stores::SqlDatabase::open(settings, &data_dir, false).await?;
+    let source = Source::of(settings, &data_dir, database.users())?;
+    let result = remove(&source, settings.signing_alg, kid).await;
+    database.close().await;
+    result
 }
 
 /// `tessera keys rotate`: opens the configured ring and rotates it. `after` defaults to the

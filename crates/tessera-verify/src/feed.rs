@@ -24,6 +24,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(30);
 struct Snapshot {
     cursor: u64,
     entries: Vec<RevocationEntry>,
+    leeway_secs: u64,
+    access_ttl_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,19 +93,31 @@ async fn connection(shared: &Shared) -> Result<(), String> {
         .json()
         .await
         .map_err(|e| format!("snapshot body: {e}"))?;
+    shared.adopt(
+        Duration::from_secs(snapshot.access_ttl_secs),
+        Duration::from_secs(snapshot.leeway_secs),
+    );
     apply(shared, &snapshot.entries, snapshot.cursor);
+    // At every connection too: connections cut short (a balancer's age limit) must not keep
+    // the copy from ever being purged.
+    purge(shared);
     shared.connections.fetch_add(1, Ordering::Relaxed);
     shared.heard_now();
 
-    let mut response = shared
-        .http
-        .get(shared.url("/v1/revocations/stream"))
-        .query(&[("cursor", snapshot.cursor)])
-        .bearer_auth(key)
-        .header(reqwest::header::ACCEPT, "text/event-stream")
-        .send()
-        .await
-        .map_err(|e| format!("stream request: {e}"))?;
+    // The headers must come within the request timeout; only the body may last.
+    let mut response = tokio::time::timeout(
+        shared.config.request_timeout,
+        shared
+            .http
+            .get(shared.url("/v1/revocations/stream"))
+            .query(&[("cursor", snapshot.cursor)])
+            .bearer_auth(key)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send(),
+    )
+    .await
+    .map_err(|_| "stream request: no answer".to_owned())?
+    .map_err(|e| format!("stream request: {e}"))?;
     if !response.status().is_success() {
         return Err(format!("stream request: status {}", response.status()));
     }
@@ -150,7 +164,17 @@ pub(crate) async fn ask_tessera(shared: &Shared, token: &str) -> Result<(), Veri
         .map_err(|_| VerifyError::Unavailable)?;
     match response.status() {
         s if s.is_success() => Ok(()),
-        reqwest::StatusCode::UNAUTHORIZED => Err(VerifyError::Revoked(None)),
+        reqwest::StatusCode::UNAUTHORIZED => {
+            // Keep Tessera's distinction: an expired token is refreshed, a revoked one is not.
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            if body["error"] == "token_expired" {
+                Err(VerifyError::Invalid(
+                    tessera_core::access::TokenError::Expired,
+                ))
+            } else {
+                Err(VerifyError::Revoked(None))
+            }
+        }
         _ => Err(VerifyError::Unavailable),
     }
 }

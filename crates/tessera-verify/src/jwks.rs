@@ -33,12 +33,41 @@ fn max_age(cache_control: &str) -> Option<Duration> {
     })
 }
 
-/// Fetches the JWKS once and installs its keys. Returns how long it may be used.
+/// Fetches the JWKS once and installs its keys; one fetch at a time. Returns how long the
+/// document may be used.
 pub(crate) async fn fetch(shared: &Shared) -> Result<Duration, String> {
+    let _one = shared.jwks_refetch.lock().await;
+    fetch_locked(shared).await
+}
+
+/// [`fetch`], the lock already held.
+async fn fetch_locked(shared: &Shared) -> Result<Duration, String> {
+    let result = fetch_document(shared).await;
+    // Stamped when the attempt ends, successful or not: the rate limit counts attempts.
     *shared
         .jwks_fetched
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    let (keys, age) = result?;
+    if keys.is_empty() {
+        tracing::warn!("Tessera's JWKS holds no usable public key (is it signing with HS256?)");
+    }
+    let before = shared.keys();
+    let removed = before.kids().any(|kid| keys.get(kid).is_none());
+    *shared.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+    if removed {
+        // A key that left the JWKS (retired, or withdrawn after a leak) must not live on
+        // through the memory of tokens it verified.
+        shared.verified.clear();
+    }
+    shared
+        .jwks_loaded
+        .store(true, std::sync::atomic::Ordering::Release);
+    shared.ready.notify_waiters();
+    Ok(age)
+}
+
+async fn fetch_document(shared: &Shared) -> Result<(PublicKeySet, Duration), String> {
     let response = shared
         .http
         .get(shared.url("/.well-known/jwks.json"))
@@ -61,12 +90,7 @@ pub(crate) async fn fetch(shared: &Shared) -> Result<Duration, String> {
         .await
         .map_err(|e| format!("JWKS body: {e}"))?;
     let keys = PublicKeySet::from_jwks(&doc).ok_or("the JWKS is not a key set")?;
-    if keys.is_empty() {
-        tracing::warn!("Tessera's JWKS holds no usable public key (is it signing with HS256?)");
-    }
-    *shared.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
-    shared.ready.notify_waiters();
-    Ok(age)
+    Ok((keys, age))
 }
 
 /// Keeps the keys current for as long as the verifier lives.
@@ -85,27 +109,37 @@ pub(crate) async fn keep_current(shared: Weak<Shared>) {
     }
 }
 
-/// A token named a key not held: fetch the JWKS again, unless that was done less than
-/// `jwks_min_refetch` ago. Concurrent callers share one fetch. Returns whether keys were fetched
-/// (by this call or one it waited for).
-pub(crate) async fn refetch_for_unknown_kid(shared: &Shared) -> bool {
+/// The `kid` of a compact JWS's header, if it has one.
+fn kid_of(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    header.get("kid")?.as_str().map(str::to_owned)
+}
+
+/// `token` named a key not held: fetch the JWKS again, unless the last attempt was less than
+/// `jwks_min_refetch` ago (made-up key ids cannot make the verifier hammer Tessera). Concurrent
+/// callers share one fetch. Returns whether the key is held now.
+pub(crate) async fn refetch_for_unknown_kid(shared: &Shared, token: &str) -> bool {
+    let Some(kid) = kid_of(token) else {
+        return false;
+    };
+    let _one = shared.jwks_refetch.lock().await;
+    if shared.keys().get(&kid).is_some() {
+        return true; // fetched by someone else while this call waited
+    }
     let last = *shared
         .jwks_fetched
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let _one = shared.jwks_refetch.lock().await;
-    let now_last = *shared
-        .jwks_fetched
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if now_last != last {
-        return true; // someone fetched while this call waited
-    }
     if last.is_some_and(|t| t.elapsed() < shared.config.jwks_min_refetch) {
         return false;
     }
-    match fetch(shared).await {
-        Ok(_) => true,
+    match fetch_locked(shared).await {
+        Ok(_) => shared.keys().get(&kid).is_some(),
         Err(e) => {
             tracing::warn!(error = %e, "could not refetch Tessera's JWKS");
             false
@@ -130,5 +164,15 @@ mod tests {
         assert_eq!(max_age("no-store"), None);
         assert_eq!(max_age("max-age=soon"), None);
         assert_eq!(max_age("s-maxage=5"), None);
+    }
+
+    #[test]
+    fn the_kid_is_read_from_the_header_only() {
+        assert_eq!(
+            kid_of("eyJhbGciOiJFZERTQSIsImtpZCI6ImFiYyJ9.e30.sig"),
+            Some("abc".into())
+        );
+        assert_eq!(kid_of("eyJhbGciOiJFZERTQSJ9.e30.sig"), None);
+        assert_eq!(kid_of("garbage"), None);
     }
 }

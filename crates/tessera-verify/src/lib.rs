@@ -70,7 +70,7 @@ pub enum WhenStale {
 }
 
 /// How a [`Verifier`] reaches Tessera and what it accepts.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Tessera's base URL, for example `http://127.0.0.1:8080`.
     pub url: String,
@@ -80,7 +80,9 @@ pub struct Config {
     pub issuer: String,
     /// The audience `aud` must name (Tessera's `audience` setting).
     pub audience: String,
-    /// Tolerated clock difference for `exp`, `nbf` and `iat`. Default 30 s.
+    /// Tolerated clock difference for `exp`, `nbf` and `iat`. Default 30 s; never more than
+    /// Tessera's own leeway (learnt from the feed), since Tessera keeps revocations only that
+    /// long past a token's `exp`.
     pub leeway: Duration,
     /// How long the feed may be silent before the copy is no longer trusted. Default 5 s.
     pub max_staleness: Duration,
@@ -93,6 +95,21 @@ pub struct Config {
     pub cache_capacity: usize,
     /// Timeout of each request to Tessera other than the stream. Default 5 s.
     pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The verifier key is a secret: never in logs.
+        f.debug_struct("Config")
+            .field("url", &self.url)
+            .field("verifier_key", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .field("max_staleness", &self.max_staleness)
+            .field("when_stale", &self.when_stale)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -178,6 +195,8 @@ pub struct Status {
     pub keys: usize,
     /// Connections to the feed made so far (1 after the first).
     pub connections: u64,
+    /// The leeway in force (the configured one, or Tessera's if smaller).
+    pub leeway: Duration,
 }
 
 /// Verifies Tessera access tokens; cheap to clone (shared state). Background tasks keep its
@@ -204,8 +223,10 @@ impl Drop for Tasks {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) http: reqwest::Client,
-    pub(crate) rules: AccessRules,
+    pub(crate) rules: RwLock<Arc<AccessRules>>,
     pub(crate) keys: RwLock<Arc<PublicKeySet>>,
+    /// Whether a JWKS was ever loaded: before, nothing can be decided (503, not 401).
+    pub(crate) jwks_loaded: std::sync::atomic::AtomicBool,
     pub(crate) jwks_fetched: Mutex<Option<Instant>>,
     pub(crate) jwks_refetch: tokio::sync::Mutex<()>,
     pub(crate) revocations: RwLock<RevocationSet>,
@@ -233,8 +254,27 @@ impl Shared {
             .is_some_and(|t| t.elapsed() <= self.config.max_staleness)
     }
 
-    fn keys(&self) -> Arc<PublicKeySet> {
+    pub(crate) fn keys(&self) -> Arc<PublicKeySet> {
         Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn rules(&self) -> Arc<AccessRules> {
+        Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Adopts what Tessera says of its tokens: their lifetime (no token may claim a longer one)
+    /// and its leeway (ours may not be larger: its revocation entries last only that long past
+    /// a token's `exp`).
+    pub(crate) fn adopt(&self, access_ttl: Duration, leeway: Duration) {
+        let current = self.rules();
+        let leeway = self.config.leeway.min(leeway);
+        if current.ttl != access_ttl || current.leeway != leeway {
+            *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(AccessRules {
+                ttl: access_ttl,
+                leeway,
+                ..(*current).clone()
+            });
+        }
     }
 }
 
@@ -254,7 +294,7 @@ impl Verifier {
         let rules = AccessRules {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
-            // Verifiers never mint tokens.
+            // Unknown until the first snapshot says (zero: not checked).
             ttl: Duration::ZERO,
             leeway: config.leeway,
         };
@@ -262,8 +302,9 @@ impl Verifier {
             verified: VerifiedCache::new(config.cache_capacity),
             config,
             http,
-            rules,
+            rules: RwLock::new(Arc::new(rules)),
             keys: RwLock::default(),
+            jwks_loaded: Default::default(),
             jwks_fetched: Mutex::new(None),
             jwks_refetch: tokio::sync::Mutex::new(()),
             revocations: RwLock::default(),
@@ -302,6 +343,7 @@ impl Verifier {
     /// [`Config::when_stale`] says). For hot paths that must never wait.
     pub fn verify_local(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
         let now = SystemClock.now();
+        self.loaded()?;
         let claims = self.claims(token, now)?;
         if !self.shared.is_fresh() {
             return Err(VerifyError::Unavailable);
@@ -315,9 +357,10 @@ impl Verifier {
     /// [`Config::when_stale`].
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
         let now = SystemClock.now();
+        self.loaded()?;
         let claims = match self.claims(token, now) {
             Err(VerifyError::Invalid(TokenError::Jws(JwsError::UnknownKey))) => {
-                if jwks::refetch_for_unknown_kid(&self.shared).await {
+                if jwks::refetch_for_unknown_kid(&self.shared, token).await {
                     self.claims(token, now)?
                 } else {
                     return Err(VerifyError::Invalid(TokenError::Jws(JwsError::UnknownKey)));
@@ -352,15 +395,31 @@ impl Verifier {
                 .len(),
             keys: self.shared.keys().len(),
             connections: self.shared.connections.load(Ordering::Relaxed),
+            leeway: self.shared.rules().leeway,
+        }
+    }
+
+    /// Nothing can be decided before the keys were loaded once: 503, not a 401 that would make
+    /// clients throw away good tokens.
+    fn loaded(&self) -> Result<(), VerifyError> {
+        if self
+            .shared
+            .jwks_loaded
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            Ok(())
+        } else {
+            Err(VerifyError::Unavailable)
         }
     }
 
     fn claims(&self, token: &str, now: Timestamp) -> Result<Arc<AccessClaims>, VerifyError> {
         let keys = self.shared.keys();
+        let rules = self.shared.rules();
         Ok(bearer::claims(
             token,
             keys.as_ref(),
-            &self.shared.rules,
+            &rules,
             &self.shared.verified,
             now,
         )?)

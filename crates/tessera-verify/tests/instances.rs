@@ -214,7 +214,14 @@ async fn scenario(store: &str, a: TestApp, b: TestApp) {
         .await
         .expect("old tokens stay valid in the library");
 
-    // Sessions keep their refresh key: the old session and the new one both refresh on B.
+    // Sessions keep their refresh key: the old session and the new one both refresh on B
+    // (once B, which reads the ring each second, signs with the new key too).
+    eventually(
+        "B signs with the new key",
+        Duration::from_secs(3),
+        async || kid(&b.login("alice").await.access) == new_kid,
+    )
+    .await;
     let refreshed = b.refresh(&before.refresh).await;
     assert_eq!(
         kid(&refreshed.access),

@@ -410,3 +410,119 @@ mod layer {
         server.abort();
     }
 }
+
+mod hardening {
+    use super::*;
+    use base64::Engine as _;
+
+    fn b64(v: &serde_json::Value) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    /// A token whose header names `kid` and whose signature is garbage.
+    fn with_kid(kid: &str) -> String {
+        let header = serde_json::json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": kid });
+        format!(
+            "{}.{}.{}",
+            b64(&header),
+            b64(&serde_json::json!({})),
+            "A".repeat(86)
+        )
+    }
+
+    async fn jwks_requests(app: &TestApp) -> f64 {
+        let text = app
+            .request(Method::GET, "/metrics")
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .filter(|l| l.starts_with("tessera_http_requests_total") && l.contains("jwks.json"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forged_tokens_and_made_up_key_ids_are_refused_without_hammering_tessera() {
+        let app = spawn_app().await;
+        let verifier = started(config(&app, &app.base)).await;
+        let t = app.user("alice").await;
+        let mut tampered = t.access.clone();
+        let last = tampered.pop().expect("a char");
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(matches!(
+            verifier.verify(&tampered).await,
+            Err(VerifyError::Invalid(_))
+        ));
+        let before = jwks_requests(&app).await;
+        for i in 0..50 {
+            assert!(matches!(
+                verifier.verify(&with_kid(&format!("made-up-{i}"))).await,
+                Err(VerifyError::Invalid(_))
+            ));
+        }
+        let fetched = jwks_requests(&app).await - before;
+        assert!(
+            fetched <= 1.0,
+            "at most one refetch per 10 s, got {fetched}"
+        );
+        verifier
+            .verify(&t.access)
+            .await
+            .expect("real tokens still pass");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_leeway_never_exceeds_tesseras_and_the_key_never_shows_in_debug() {
+        let app = tessera_test_support::spawn_app_with(|s| s.leeway = Duration::from_secs(5)).await;
+        let verifier = started(config(&app, &app.base)).await;
+        assert_eq!(
+            verifier.status().leeway,
+            Duration::from_secs(5),
+            "entries are kept 5 s past exp: the verifier may not accept longer"
+        );
+        let shown = format!("{verifier:?} {:?}", config(&app, &app.base));
+        assert!(!shown.contains(VERIFIER_KEY), "{shown}");
+        assert!(shown.contains("redacted"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn before_anything_loaded_tokens_are_unavailable_not_invalid() {
+        let app = spawn_app().await;
+        let t = app.user("alice").await;
+        // Nothing listens there: no keys, no feed.
+        let port = tessera_test_servers::free_port();
+        let verifier =
+            Verifier::start(config(&app, &format!("http://127.0.0.1:{port}"))).expect("start");
+        assert!(!verifier.ready(Duration::from_millis(300)).await);
+        assert_eq!(
+            verifier.verify(&t.access).await.err(),
+            Some(VerifyError::Unavailable),
+            "a client must not throw its token away because the verifier just started"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_admin_key_reads_the_feed_too() {
+        let app = spawn_app().await;
+        let r = app
+            .get_bearer("/v1/revocations", tessera_test_support::ADMIN_KEY)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["leeway_secs"], 30);
+        assert_eq!(body["access_ttl_secs"], 300);
+        let bad = app
+            .request(Method::GET, "/v1/revocations/stream?cursor=minus-one")
+            .bearer_auth(VERIFIER_KEY)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = bad.json().await.expect("a JSON error");
+        assert_eq!(body["error"], "invalid_request");
+    }
+}

@@ -23,6 +23,7 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, Sse};
@@ -57,6 +58,11 @@ pub struct Snapshot {
     pub entries: Vec<RevocationEntry>,
     /// How often the stream sends a heartbeat, in milliseconds.
     pub heartbeat_ms: u64,
+    /// Tessera's leeway for `exp`, in seconds: entries are kept only this long past the `exp`
+    /// of the tokens they kill, so a verifier must not accept tokens longer than that.
+    pub leeway_secs: u64,
+    /// The lifetime of the access tokens Tessera issues, in seconds.
+    pub access_ttl_secs: u64,
 }
 
 /// One `revocations` event of the stream.
@@ -84,8 +90,9 @@ async fn snapshot(
     Bearer(token): Bearer,
 ) -> Result<Json<Snapshot>, ApiError> {
     authorize(&state, &token)?;
-    // A copy that may be missing revocations is no snapshot to hand out.
-    if !state.revocations.is_fresh() {
+    // A copy that may be missing revocations is no snapshot to hand out; a draining instance
+    // sends verifiers to the others.
+    if !state.revocations.is_fresh() || state.draining.load(Ordering::Relaxed) {
         return Err(ApiError::unavailable());
     }
     let (cursor, entries) = state.revocations.snapshot();
@@ -93,6 +100,8 @@ async fn snapshot(
         cursor,
         entries,
         heartbeat_ms: u64::try_from(HEARTBEAT.as_millis()).unwrap_or(u64::MAX),
+        leeway_secs: state.rules.leeway.as_secs(),
+        access_ttl_secs: state.rules.ttl.as_secs(),
     }))
 }
 
@@ -106,9 +115,11 @@ async fn stream(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     headers: HeaderMap,
-    Query(from): Query<From>,
+    from: Result<Query<From>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &token)?;
+    let Query(from) =
+        from.map_err(|_| ApiError::invalid_request("cursor must be a non-negative integer"))?;
     // A reconnecting EventSource says where it was; that wins over the query.
     let last_event = headers
         .get("last-event-id")

@@ -97,8 +97,9 @@ async fn a_rotation_publishes_first_signs_later_and_retires_the_old_key_after_it
     // The session from before the rotation keeps its refresh key.
     app.refresh(&before.refresh).await;
 
-    // Every token the old key signed has expired (5 min + 30 s leeway): it leaves the JWKS.
-    app.clock.advance(Duration::from_secs(331));
+    // Every token the old key signed has expired (5 min + 30 s leeway, plus 3 s for instances
+    // that read the ring late): it leaves the JWKS.
+    app.clock.advance(Duration::from_secs(334));
     let started = Instant::now();
     while jwks(&app).await.0.contains(&old) {
         assert!(
@@ -122,4 +123,42 @@ async fn a_rotation_publishes_first_signs_later_and_retires_the_old_key_after_it
     .await
     .expect("rotate again");
     assert!(second.removed.contains(&old), "{second:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_key_stops_verifying_at_once_even_for_remembered_tokens() {
+    let app = spawn_app().await;
+    let t = app.user("alice").await;
+    let leaked = kid(&t.access);
+    assert_eq!(
+        app.verify(&t.access).await,
+        StatusCode::OK,
+        "remembered from now on"
+    );
+    let refused = tessera_server::keyring::remove_configured(&app.settings, &leaked)
+        .await
+        .expect_err("the only signing key cannot go");
+    assert!(refused.to_string().contains("rotate first"), "{refused}");
+    tessera_server::keyring::rotate_configured(
+        &app.settings,
+        Some(Duration::ZERO),
+        app.clock.now(),
+    )
+    .await
+    .expect("rotate");
+    tessera_server::keyring::remove_configured(&app.settings, &leaked)
+        .await
+        .expect("remove the leaked key");
+    let started = Instant::now();
+    while app.verify(&t.access).await == StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "refused within the reload"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!jwks(&app).await.0.contains(&leaked));
+    let fresh = app.login("alice").await;
+    assert_ne!(kid(&fresh.access), leaked);
+    assert_eq!(app.verify(&fresh.access).await, StatusCode::OK);
 }
