@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 seconds="${FUZZ_SECONDS:-20}"
-targets="${FUZZ_TARGETS:-access_token refresh_token signed_claims}"
+targets="${FUZZ_TARGETS:-access_token refresh_token signed_claims request_body}"
 cargo fuzz build -s none 2>&1 | tail -1
 for target in $targets; do
   fresh="$(mktemp -d)"

@@ -65,7 +65,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// A JSON body that may be left out entirely (an empty body means `None`).
+/// A JSON body that may be left out entirely: an empty body, or the JSON value `null`, means
+/// `None`.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -83,9 +84,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         if no_body {
             return Ok(OptionalJson(None));
         }
-        ApiJson::<T>::from_request(req, state)
+        ApiJson::<Option<T>>::from_request(req, state)
             .await
-            .map(|j| OptionalJson(Some(j.0)))
+            .map(|j| OptionalJson(j.0))
     }
 }
 

@@ -282,13 +282,22 @@ async fn the_feed_needs_the_verifier_key() {
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(ok.headers()["cache-control"], "no-store");
     let bad_cursor = app
-        .request(Method::GET, "/v1/revocations/stream")
+        .request(Method::GET, "/v1/revocations/stream?cursor=yesterday")
         .bearer_auth(VERIFIER_KEY)
-        .header("last-event-id", "yesterday")
         .send()
         .await
         .expect("request");
     assert_eq!(bad_cursor.status(), StatusCode::BAD_REQUEST);
+    let too_far = app
+        .request(
+            Method::GET,
+            "/v1/revocations/stream?cursor=9223372036854775808",
+        )
+        .bearer_auth(VERIFIER_KEY)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(too_far.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,7 +96,10 @@ async fn list_users(
         ),
         None => None,
     };
-    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid_request("`limit` must be 1 to 1000"));
+    }
     let users = state.users.list_users(after.as_ref(), limit).await?;
     Ok(Json(
         json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() }),
@@ -107,7 +110,11 @@ async fn list_users(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateUser {
+    /// 3 to 64 letters, digits and `. _ @ + -`.
+    #[schema(min_length = 3, max_length = 64, pattern = "^[A-Za-z0-9._@+-]{3,64}$")]
     username: String,
+    /// 8 characters to 1 KiB; none: the user logs in through minted sessions only.
+    #[schema(min_length = 8, max_length = 1024)]
     password: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
@@ -265,12 +272,14 @@ async fn end_session(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MintSession {
-    /// User id or username.
+    /// User id or username (3 to 64 letters, digits and `. _ @ + -`).
+    #[schema(min_length = 3, max_length = 64, pattern = "^[A-Za-z0-9._@+-]{3,64}$")]
     user: String,
     /// Create a password-less user of that name if none exists.
     #[serde(default)]
     create: bool,
     /// The registered client the session is for; default the first-party client.
+    #[schema(min_length = 1)]
     client_id: Option<String>,
 }
 

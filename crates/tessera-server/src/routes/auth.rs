@@ -31,12 +31,16 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginRequest {
     username: String,
+    /// At most 1 KiB.
+    #[schema(max_length = 1024)]
     password: String,
     /// The OAuth client the session is for (default: the first-party client). A confidential
     /// client authenticates with `client_secret` or HTTP Basic.
     #[serde(default)]
+    #[schema(min_length = 1)]
     client_id: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1)]
     client_secret: Option<String>,
 }
 

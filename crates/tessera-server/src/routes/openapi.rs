@@ -134,20 +134,28 @@ pub struct Introspection {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenForm {
     /// Only `refresh_token`.
+    #[schema(pattern = "^refresh_token$")]
     grant_type: String,
+    #[schema(min_length = 1)]
     refresh_token: String,
     /// `client_secret_post` (or HTTP Basic, or neither for a public client).
+    #[schema(min_length = 1)]
     client_id: Option<String>,
+    #[schema(min_length = 1)]
     client_secret: Option<String>,
 }
 
 /// The form of `/oauth/revoke` and `/oauth/introspect`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenParameterForm {
+    #[schema(min_length = 1)]
     token: String,
     /// A hint only: `access_token` or `refresh_token`.
+    #[schema(min_length = 1)]
     token_type_hint: Option<String>,
+    #[schema(min_length = 1)]
     client_id: Option<String>,
+    #[schema(min_length = 1)]
     client_secret: Option<String>,
 }
 
@@ -192,7 +200,8 @@ fn login() {}
 fn refresh() {}
 
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body(content = Option<crate::routes::auth::LogoutRequest>),
-    security(("bearer" = [])),
+    // The session scope answers 200 with nothing to end, like RFC 7009: credentials optional.
+    security((), ("bearer" = [])),
     responses((status = 200, body = Ended), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody),
         (status = 413, description = "body over 16 KiB", body = ErrorBody),
@@ -264,8 +273,8 @@ fn jwks() {}
 fn revocations_snapshot() {}
 
 #[utoipa::path(get, path = "/v1/revocations/stream", tag = "revocations", security(("bearer" = [])),
-    params(("cursor" = Option<u64>, Query, description = "the cursor to follow from (the snapshot's); `Last-Event-ID` wins"),
-        ("Last-Event-ID" = Option<String>, Header, description = "set by a reconnecting EventSource")),
+    params(("cursor" = Option<i64>, Query, minimum = 0, description = "the cursor to follow from (the snapshot's); `Last-Event-ID` wins"),
+        ("Last-Event-ID" = Option<String>, Header, description = "set by a reconnecting EventSource: the last cursor it saw (wins over `cursor`; anything else is ignored)")),
     responses((status = 200, description = "Server-Sent Events: `revocations` (data: cursor and entries) and `heartbeat` (data: cursor), each with the cursor as its id", content_type = "text/event-stream"),
         (status = 400, body = ErrorBody), (status = 401, description = "not the verifier (or admin) key", body = ErrorBody)))]
 fn revocations_stream() {}
@@ -286,8 +295,8 @@ fn metrics() {}
 fn openapi() {}
 
 #[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])),
-    params(("after" = Option<String>, Query, description = "a user id: the page after it"),
-        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
+    params(("after" = Option<String>, Query, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "a user id (lower-case UUID): the page after it"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100")),
     responses((status = 200, body = UserList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 fn admin_list_users() {}

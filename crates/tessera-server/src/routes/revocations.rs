@@ -121,15 +121,18 @@ async fn stream(
     let Query(from) =
         from.map_err(|_| ApiError::invalid_request("cursor must be a non-negative integer"))?;
     // A reconnecting EventSource says where it was; that wins over the query.
+    // Cursors are what the store hands out: they fit in an i64.
+    if from.cursor.is_some_and(|c| i64::try_from(c).is_err()) {
+        return Err(ApiError::invalid_request("cursor out of range"));
+    }
+    // A reconnecting EventSource sends back the last id it saw. One that is not a cursor of
+    // ours (empty, or something else) is no id: the stream starts from `?cursor=` or the
+    // beginning of the log, which repeats entries but never misses one.
     let last_event = headers
         .get("last-event-id")
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| ApiError::invalid_request("Last-Event-ID must be a cursor"))
-        })
-        .transpose()?;
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|c| i64::try_from(*c).is_ok());
     let cursor = last_event.or(from.cursor).unwrap_or(0);
     let mut response = Sse::new(follow(state, cursor)).into_response();
     // Tell nginx (and similar proxies) not to buffer the stream.

@@ -24,8 +24,10 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignUp {
     /// 3 to 64 letters, digits and `. _ @ + -`.
+    #[schema(min_length = 3, max_length = 64, pattern = "^[A-Za-z0-9._@+-]{3,64}$")]
     username: String,
-    /// At most 1 KiB.
+    /// 8 characters to 1 KiB.
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
 }
 
