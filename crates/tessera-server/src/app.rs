@@ -442,8 +442,15 @@ async fn purge_expired(state: AppState) {
         let now = state.now();
         state.revocations.purge(now);
         let idle = now.minus(crate::throttle::FAILURES_KEPT);
-        if let Err(e) = state.users.purge_login_failures(idle, PURGE_BATCH).await {
-            tracing::warn!(error = %e, "purge of old login failures failed; will retry");
+        loop {
+            match state.users.purge_login_failures(idle, PURGE_BATCH).await {
+                Ok(n) if n >= u64::from(PURGE_BATCH) => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "purge of old login failures failed; will retry");
+                    break;
+                }
+            }
         }
         loop {
             match state

@@ -152,8 +152,14 @@ pub fn client_address(
     headers: &HeaderMap,
     trusted: &[IpAddr],
 ) -> Option<IpAddr> {
-    let mut address = peer?;
-    if !trusted.contains(&address) {
+    // IPv4 peers of a dual-stack listener arrive as `::ffff:a.b.c.d`: compare canonical forms.
+    let trusted = |ip: &IpAddr| {
+        trusted
+            .iter()
+            .any(|t| t.to_canonical() == ip.to_canonical())
+    };
+    let mut address = peer?.to_canonical();
+    if !trusted(&address) {
         return Some(address);
     }
     let forwarded: Vec<&str> = headers
@@ -165,8 +171,8 @@ pub fn client_address(
     for hop in forwarded.iter().rev() {
         match hop.trim().parse::<IpAddr>() {
             Ok(hop) => {
-                address = hop;
-                if !trusted.contains(&address) {
+                address = hop.to_canonical();
+                if !trusted(&address) {
                     break;
                 }
             }
@@ -256,6 +262,11 @@ mod tests {
             Some(ip("2001:db8::7"))
         );
         assert_eq!(client_address(None, &spoofed, &lb), None);
+        assert_eq!(
+            client_address(Some(ip("::ffff:10.0.0.1")), &xff(&["203.0.113.5"]), &lb),
+            Some(ip("203.0.113.5")),
+            "a trusted IPv4 proxy seen through a dual-stack listener"
+        );
     }
 
     #[test]

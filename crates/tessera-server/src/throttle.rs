@@ -14,7 +14,8 @@
 //! (default 100), refilled evenly over an hour; then its attempts wait (429) whatever the
 //! account, so one address cannot walk through many accounts. An attempt takes from the
 //! address's budget when it starts and gives it back if it succeeds, so legitimate users behind
-//! one address are only limited by their failures. Behind a proxy, the address is read from
+//! one address are only limited by the failures made from it. IPv6 counts per /64; loopback is
+//! not counted (see `address_key`). Behind a proxy, the address is read from
 //! `X-Forwarded-For` only when the peer is in `trusted_proxies`.
 //!
 //! Limits, written down rather than hidden: someone who keeps guessing a username keeps that
@@ -37,6 +38,22 @@ pub const MAX_DELAY: Duration = Duration::from_secs(60);
 const CAPACITY: usize = 100_000;
 /// How long an account's failures are kept after the last one (then purged).
 pub const FAILURES_KEPT: Duration = Duration::from_secs(3600);
+
+/// What an address is counted as: IPv4 addresses one by one, IPv6 by /64 (one subscriber's
+/// network: counting /128s would give an attacker 2^64 budgets). Loopback is not counted: it is
+/// a local proxy that was not listed in `trusted_proxies` (every client would share its budget),
+/// or a local process. IPv4-mapped IPv6 counts as its IPv4 address.
+fn address_key(address: &str) -> Option<String> {
+    let ip: std::net::IpAddr = address.parse().ok()?;
+    match ip.to_canonical() {
+        ip if ip.is_loopback() => None,
+        std::net::IpAddr::V4(v4) => Some(v4.to_string()),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            Some(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+        }
+    }
+}
 
 fn delay(attempts_over: u32) -> Duration {
     Duration::from_secs(1u64 << attempts_over.min(16)).min(MAX_DELAY)
@@ -95,12 +112,12 @@ impl LoginThrottle {
             address: None,
             open: false,
         };
-        if let Some(address) = address.filter(|_| address_limit > 0) {
+        if let Some(address) = address.and_then(address_key).filter(|_| address_limit > 0) {
             let capacity = f64::from(address_limit);
             self.addresses
-                .take(address.to_owned(), now, capacity, capacity / 3_600_000.0)
+                .take(address.clone(), now, capacity, capacity / 3_600_000.0)
                 .map_err(Refusal::Wait)?;
-            attempt.address = Some((address.to_owned(), address_limit));
+            attempt.address = Some((address, address_limit));
         }
         // Dropped from here on (an early return), the attempt gives the address's share back.
         let stored = users
@@ -145,14 +162,14 @@ impl LoginThrottle {
 
 impl Attempt<'_> {
     /// The password was wrong (or the account unusable): one more failure for the account, in
-    /// the shared store, and the address keeps the share it took.
-    pub async fn failed(mut self, users: &dyn UserStore, now: Timestamp) {
-        if let Err(e) = users.record_login_failure(&self.account, now).await {
-            tracing::warn!(error = %e, "a failed login could not be counted");
-        }
+    /// the shared store, and the address keeps the share it took. An error: the failure could
+    /// not be counted (the caller answers 503 rather than confirm an uncounted guess).
+    pub async fn failed(mut self, users: &dyn UserStore, now: Timestamp) -> Result<(), StoreError> {
+        let recorded = users.record_login_failure(&self.account, now).await;
         self.address = None;
         self.open = false;
         self.throttle.end(&self.account, false);
+        recorded.map(drop)
     }
 
     /// The login succeeded: the account's count starts over, the address gets its share back.
@@ -253,7 +270,8 @@ mod tests {
             .await
             .expect("admitted")
             .failed(users, at)
-            .await;
+            .await
+            .expect("counted");
     }
 
     fn waits(r: Result<Attempt<'_>, Refusal>) -> Option<Duration> {
@@ -337,7 +355,7 @@ mod tests {
             "the free attempts and one reserved slot"
         );
         for attempt in admitted {
-            attempt.failed(&users, t(0)).await;
+            attempt.failed(&users, t(0)).await.expect("counted");
         }
         assert!(throttle
             .begin(&users, "alice", None, 0, t(0))
@@ -386,7 +404,8 @@ mod tests {
                 .await
                 .expect("within the budget")
                 .failed(&users, t(0))
-                .await;
+                .await
+                .expect("counted");
         }
         let wait = waits(throttle.begin(&users, "victim9", ip, 3, t(0)).await).expect("throttled");
         assert_eq!(
@@ -405,6 +424,27 @@ mod tests {
             throttle.begin(&users, "victim9", ip, 0, t(0)).await.is_ok(),
             "0: no address limit"
         );
+    }
+
+    #[test]
+    fn addresses_are_counted_per_ipv4_and_per_ipv6_64_and_loopback_not_at_all() {
+        assert_eq!(address_key("203.0.113.7").as_deref(), Some("203.0.113.7"));
+        assert_eq!(
+            address_key("::ffff:203.0.113.7").as_deref(),
+            Some("203.0.113.7")
+        );
+        assert_eq!(
+            address_key("2001:db8:1:2:aaaa::1"),
+            address_key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "one /64, one budget"
+        );
+        assert_ne!(
+            address_key("2001:db8:1:2::1"),
+            address_key("2001:db8:1:3::1")
+        );
+        assert_eq!(address_key("127.0.0.1"), None);
+        assert_eq!(address_key("::1"), None);
+        assert_eq!(address_key("not an address"), None);
     }
 }
 

@@ -338,6 +338,21 @@ pub async fn login_failures(store: impl TestStore) {
         .expect("some");
     assert_eq!(failures, 21);
     assert!(last >= t(11));
+    // A writer whose clock is behind never moves the last failure back (it would shorten the
+    // delay).
+    store
+        .record_login_failure("carol", t(100))
+        .await
+        .expect("carol");
+    store
+        .record_login_failure("carol", t(50))
+        .await
+        .expect("carol again");
+    assert_eq!(
+        store.login_failures("carol").await.expect("read"),
+        Some((2, t(100)))
+    );
+    store.clear_login_failures("carol").await.expect("clear");
     store.record_login_failure("bob", t(5)).await.expect("bob");
     store.clear_login_failures("alice").await.expect("clear");
     assert_eq!(store.login_failures("alice").await.expect("read"), None);

@@ -94,8 +94,10 @@ pub async fn login(
     client: &ClientMeta,
 ) -> Result<(Issued, User), ApiError> {
     check_password_length(&password)?;
-    // Longer names can never be accounts (sign-up refuses them): nothing to look up or hash.
-    if username.len() > 64 {
+    // Names sign-up would refuse can never be accounts: nothing to look up or hash. This also
+    // keeps look-alike spellings (`alicé`, full-width letters) away from a database collation
+    // that might equate them with a real name, and from the throttle's per-name counting.
+    if validate_username(username).is_err() {
         return Err(ApiError::invalid_credentials());
     }
     let attempt = match state
@@ -136,7 +138,9 @@ pub async fn login(
                 client,
                 outcome,
             );
-            attempt.failed(state.users.as_ref(), state.now()).await;
+            // A failure that cannot be counted is not answered: the guess stays unconfirmed
+            // (503), so a slowed database cannot buy free guesses.
+            attempt.failed(state.users.as_ref(), state.now()).await?;
             return Err(ApiError::invalid_credentials());
         }
     };

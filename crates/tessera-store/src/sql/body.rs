@@ -354,7 +354,8 @@ impl UserStore for SqlStore {
                     sqlx::query_scalar::<Db, i32>(
                         "insert into login_failures (account, failures, last_at) values ($1, 1, $2)
                          on conflict (account) do update
-                         set failures = login_failures.failures + 1, last_at = excluded.last_at
+                         set failures = login_failures.failures + 1,
+                             last_at = greatest(login_failures.last_at, excluded.last_at)
                          returning failures",
                     )
                     .bind(account)
@@ -371,7 +372,8 @@ impl UserStore for SqlStore {
                     let mut tx = pool.begin().await?;
                     sqlx::query(
                         "insert into login_failures (account, failures, last_at) values (?, 1, ?)
-                         on duplicate key update failures = failures + 1, last_at = values(last_at)",
+                         on duplicate key update failures = failures + 1,
+                             last_at = greatest(last_at, values(last_at))",
                     )
                     .bind(account)
                     .bind(now.as_millis())

@@ -236,7 +236,8 @@ impl UserStore for SqliteStore {
         let failures: i64 = sqlx::query_scalar(
             "insert into login_failures (account, failures, last_at) values (?, 1, ?)
              on conflict (account) do update
-             set failures = login_failures.failures + 1, last_at = excluded.last_at
+             set failures = login_failures.failures + 1,
+                 last_at = max(login_failures.last_at, excluded.last_at)
              returning failures",
         )
         .bind(account)
