@@ -17,28 +17,6 @@ use crate::revocation::RevocationSet;
 use crate::validity::{self, Dead, Subject};
 use crate::verified::VerifiedCache;
 
-/// Why a bearer token was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    /// Not an authentic, current token of this issuer for this audience.
-    #[error(transparent)]
-    Invalid(#[from] TokenError),
-    /// Authentic, but revoked (logout, reuse detection, forced logout, block).
-    #[error(transparent)]
-    Dead(#[from] Dead),
-}
-
-impl Refused {
-    /// The stable error code: `token_expired` for an expired token, else `invalid_token`
-    /// (RFC 6750 §3.1).
-    pub fn code(self) -> &'static str {
-        match self {
-            Refused::Invalid(e) => e.code(),
-            Refused::Dead(_) => "invalid_token",
-        }
-    }
-}
-
 /// Step 1: the token's claims, if its signature and claims hold at `now`.
 pub fn claims(
     token: &str,
@@ -150,7 +128,5 @@ mod tests {
             until: Timestamp::from_secs(NOW + 400),
         });
         assert_eq!(alive(&again, &set, now), Err(Dead::TokenDenied));
-        assert_eq!(Refused::from(Dead::TokenDenied).code(), "invalid_token");
-        assert_eq!(Refused::from(TokenError::Expired).code(), "token_expired");
     }
 }

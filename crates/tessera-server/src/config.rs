@@ -436,26 +436,30 @@ impl Settings {
             return Err(invalid("hash_concurrency", "must be at least 1"));
         }
         self.validate_clients()?;
-        if self.admin_api_key.is_some() && self.admin_api_key_file.is_some() {
-            return Err(invalid(
-                "admin_api_key",
-                "set admin_api_key or admin_api_key_file, not both",
-            ));
-        }
-        if self.master_key.is_some() && self.master_key_file.is_some() {
-            return Err(invalid(
-                "master_key",
-                "set master_key or master_key_file, not both",
-            ));
-        }
         if self.jwks_max_age > Duration::from_secs(86_400) {
             return Err(invalid("jwks_max_age", "must be at most 24h"));
         }
-        if self.verifier_key.is_some() && self.verifier_key_file.is_some() {
-            return Err(invalid(
+        // Each secret is given inline or in a file, not both.
+        for (name, both) in [
+            (
+                "admin_api_key",
+                self.admin_api_key.is_some() && self.admin_api_key_file.is_some(),
+            ),
+            (
+                "master_key",
+                self.master_key.is_some() && self.master_key_file.is_some(),
+            ),
+            (
                 "verifier_key",
-                "set verifier_key or verifier_key_file, not both",
-            ));
+                self.verifier_key.is_some() && self.verifier_key_file.is_some(),
+            ),
+        ] {
+            if both {
+                return Err(invalid(
+                    name,
+                    format!("set {name} or {name}_file, not both"),
+                ));
+            }
         }
         Ok(())
     }

@@ -290,24 +290,24 @@ impl Source {
         })
     }
 
-    async fn stamp(&self) -> anyhow::Result<Option<Stamp>> {
-        match self {
-            Source::File { path, .. } => match std::fs::metadata(path) {
-                Ok(meta) => Ok(Some(Stamp::File(meta.modified().ok(), meta.len()))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e).with_context(|| format!("while reading {}", path.display())),
-            },
-            // One small read; the blob comes along, which is cheap enough once a second.
-            Source::Store { users, .. } => Ok(users.keyring().await?.map(|(v, _)| Stamp::Store(v))),
-        }
+    async fn read(&self) -> anyhow::Result<Option<(KeyFile, Stamp)>> {
+        self.read_changed(None).await
     }
 
-    async fn read(&self) -> anyhow::Result<Option<(KeyFile, Stamp)>> {
+    /// The ring and its stamp, unless its stamp is still `known` (or there is no ring): one
+    /// `stat` of the file, or one read of the row, when nothing changed.
+    async fn read_changed(
+        &self,
+        known: Option<&Stamp>,
+    ) -> anyhow::Result<Option<(KeyFile, Stamp)>> {
         match self {
             Source::File { path, .. } => {
-                let Some(stamp) = self.stamp().await? else {
+                let Some(stamp) = file_stamp(path)? else {
                     return Ok(None);
                 };
+                if known == Some(&stamp) {
+                    return Ok(None);
+                }
                 crate::datadir::check_permissions(path)?;
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("while reading {}", path.display()))?;
@@ -319,6 +319,9 @@ impl Source {
                 let Some((version, sealed)) = users.keyring().await? else {
                     return Ok(None);
                 };
+                if known == Some(&Stamp::Store(version)) {
+                    return Ok(None);
+                }
                 let plain = master.open(&sealed)?;
                 let file = serde_json::from_slice(&plain).context("while parsing the key ring")?;
                 Ok(Some((file, Stamp::Store(version))))
@@ -364,12 +367,21 @@ impl Source {
                 let stamp = match (self, &stamp) {
                     (Source::Store { .. }, Some(Stamp::Store(v))) => Some(Stamp::Store(v + 1)),
                     (Source::Store { .. }, _) => Some(Stamp::Store(1)),
-                    (Source::File { .. }, _) => self.stamp().await?,
+                    (Source::File { path, .. }, _) => file_stamp(path)?,
                 };
                 return Ok((file, stamp));
             }
         }
         bail!("the key ring kept changing under this writer; try again")
+    }
+}
+
+/// What identifies the state of a key file: modification time and length. `None`: no file.
+fn file_stamp(path: &std::path::Path) -> anyhow::Result<Option<Stamp>> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(Some(Stamp::File(meta.modified().ok(), meta.len()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("while reading {}", path.display())),
     }
 }
 
@@ -394,7 +406,14 @@ impl KeyRing {
         now: Timestamp,
     ) -> anyhow::Result<Self> {
         let seed = match &source {
-            Source::Store { .. } => read_local(data_dir)?,
+            // The data directory's keys.json, carried into a shared ring that is still empty.
+            Source::Store { .. } => Source::File {
+                path: data_dir.key_file(),
+                may_create: false,
+            }
+            .read()
+            .await?
+            .map(|(file, _)| file),
             Source::File { .. } => None,
         };
         let may_create = !matches!(
@@ -449,20 +468,17 @@ impl KeyRing {
     /// Reads the ring again if it changed, and moves on to the keys in force at `now`.
     /// Returns whether the keys changed.
     pub async fn refresh(&self, now: Timestamp) -> anyhow::Result<bool> {
-        let stamp = self.source.stamp().await?;
         let known = self
             .stored
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .1
             .clone();
-        if stamp != known {
-            if let Some((file, stamp)) = self.source.read().await? {
-                let keys = build(&file, self.alg, now, self.keep)?;
-                *self.stored.lock().unwrap_or_else(PoisonError::into_inner) = (file, Some(stamp));
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
-                return Ok(true);
-            }
+        if let Some((file, stamp)) = self.source.read_changed(known.as_ref()).await? {
+            let keys = build(&file, self.alg, now, self.keep)?;
+            *self.stored.lock().unwrap_or_else(PoisonError::into_inner) = (file, Some(stamp));
+            *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+            return Ok(true);
         }
         let due = self.keys().next_change.is_some_and(|t| t <= now);
         if due {
@@ -478,20 +494,6 @@ impl KeyRing {
         }
         Ok(false)
     }
-}
-
-/// The data directory's `keys.json`, if there is one.
-fn read_local(data_dir: &DataDir) -> anyhow::Result<Option<KeyFile>> {
-    let path = data_dir.key_file();
-    if !path.exists() {
-        return Ok(None);
-    }
-    crate::datadir::check_permissions(&path)?;
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("while reading {}", path.display()))?;
-    Ok(Some(serde_json::from_str(&text).with_context(|| {
-        format!("while parsing {}", path.display())
-    })?))
 }
 
 /// What a rotation did.
@@ -580,11 +582,33 @@ pub async fn remove(source: &Source, alg: SigningAlg, kid: &str) -> anyhow::Resu
         .map(drop)
 }
 
+/// The ring the settings name, opened by an admin command (beside running servers).
+struct Configured {
+    data_dir: DataDir,
+    database: crate::stores::SqlDatabase,
+    source: Source,
+}
+
+impl Configured {
+    async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let data_dir = DataDir::open(&settings.data_dir, crate::datadir::Access::Shared)?;
+        let database = crate::stores::SqlDatabase::open(settings, &data_dir, false).await?;
+        let source = Source::of(settings, &data_dir, database.users())?;
+        Ok(Self {
+            data_dir,
+            database,
+            source,
+        })
+    }
+}
+
 /// `tessera keys remove`: opens the configured ring and removes `kid` from it.
 pub async fn remove_configured(settings: &Settings, kid: &str) -> anyhow::Result<()> {
-    let data_dir = DataDir::open(&settings.data_dir, crate::datadir::Access::Shared)?;
-    let database = crate::stores::SqlDatabase::open(settings, &data_dir, false).await?;
-    let source = Source::of(settings, &data_dir, database.users())?;
+    let Configured {
+        data_dir: _data_dir, // held to the end: its lock
+        database,
+        source,
+    } = Configured::open(settings).await?;
     let result = remove(&source, settings.signing_alg, kid).await;
     database.close().await;
     result
@@ -598,9 +622,11 @@ pub async fn rotate_configured(
     after: Option<Duration>,
     now: Timestamp,
 ) -> anyhow::Result<Rotation> {
-    let data_dir = DataDir::open(&settings.data_dir, crate::datadir::Access::Shared)?;
-    let database = crate::stores::SqlDatabase::open(settings, &data_dir, false).await?;
-    let source = Source::of(settings, &data_dir, database.users())?;
+    let Configured {
+        data_dir,
+        database,
+        source,
+    } = Configured::open(settings).await?;
     let after = after.unwrap_or(settings.jwks_max_age + 2 * crate::app::KEY_INTERVAL);
     let keep = Keep::of(settings);
     // The ring a server would open first (a shared ring takes over keys.json), then the rotation.
@@ -633,9 +659,11 @@ pub async fn describe_configured(
     settings: &Settings,
     now: Timestamp,
 ) -> anyhow::Result<Vec<String>> {
-    let data_dir = DataDir::open(&settings.data_dir, crate::datadir::Access::Shared)?;
-    let database = crate::stores::SqlDatabase::open(settings, &data_dir, false).await?;
-    let source = Source::of(settings, &data_dir, database.users())?;
+    let Configured {
+        data_dir: _data_dir, // held to the end: its lock
+        database,
+        source,
+    } = Configured::open(settings).await?;
     let read = source.read().await;
     database.close().await;
     let Some((file, _)) = read? else {

@@ -162,15 +162,6 @@ impl VerifyError {
     }
 }
 
-impl From<bearer::Refused> for VerifyError {
-    fn from(r: bearer::Refused) -> Self {
-        match r {
-            bearer::Refused::Invalid(e) => VerifyError::Invalid(e),
-            bearer::Refused::Dead(d) => VerifyError::Revoked(Some(d)),
-        }
-    }
-}
-
 /// Why [`Verifier::start`] could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -254,6 +254,14 @@ async fn without_the_feed_it_fails_closed_or_asks_tessera_as_configured() {
         Some(VerifyError::Unavailable),
         "the no-I/O check never asks"
     );
+    // Tessera's clock says the token expired: the answer keeps saying so (refresh, then retry).
+    app.clock.advance(Duration::from_secs(400));
+    assert_eq!(
+        asking.verify(&live.access).await.err(),
+        Some(VerifyError::Invalid(
+            tessera_core::access::TokenError::Expired
+        ))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,6 +296,15 @@ async fn the_feed_needs_the_verifier_key() {
         .await
         .expect("request");
     assert_eq!(bad_cursor.status(), StatusCode::BAD_REQUEST);
+    // A Last-Event-ID that is no cursor of ours is no id: the stream starts from the beginning.
+    let not_ours = app
+        .request(Method::GET, "/v1/revocations/stream")
+        .bearer_auth(VERIFIER_KEY)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(not_ours.status(), StatusCode::OK);
     let too_far = app
         .request(
             Method::GET,

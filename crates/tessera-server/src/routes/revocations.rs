@@ -107,7 +107,7 @@ async fn snapshot(
 
 /// Where a stream starts.
 #[derive(Debug, Deserialize)]
-struct From {
+struct StreamFrom {
     cursor: Option<u64>,
 }
 
@@ -115,7 +115,7 @@ async fn stream(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     headers: HeaderMap,
-    from: Result<Query<From>, QueryRejection>,
+    from: Result<Query<StreamFrom>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &token)?;
     let Query(from) =
