@@ -108,6 +108,7 @@ mysql_ceiling() {
   done
 }
 
+POOL=${POOL:-400}
 for store in ${STORES:-postgres mysql tiered}; do
   fresh_databases
   case $store in

@@ -59,6 +59,11 @@ struct Args {
     /// a login, so the run measures logout rather than password hashing.
     #[arg(long, env = "TESSERA_ADMIN_API_KEY")]
     admin_key: Option<String>,
+    /// `logout`: sessions each virtual user makes before the run (with the admin API key), so
+    /// that the measured loop is the logout alone (a user whose pool runs out makes one session
+    /// per logout again).
+    #[arg(long, default_value_t = 0)]
+    pool: usize,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -88,6 +93,8 @@ struct Vu {
     username: String,
     access: String,
     refresh: String,
+    /// Access tokens of sessions made before the run, for `logout --pool`.
+    pool: Vec<String>,
 }
 
 #[derive(Default)]
@@ -95,6 +102,8 @@ struct Tally {
     latencies_us: Vec<u32>,
     statuses: BTreeMap<u16, u64>,
     transport_errors: u64,
+    /// `logout --pool`: measured logouts whose session had to be made during the run.
+    sessions_made_in_run: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,6 +119,9 @@ struct Report {
     max_ms: f64,
     statuses: BTreeMap<u16, u64>,
     transport_errors: u64,
+    /// `logout --pool`: measured logouts whose session had to be made during the run (the pool
+    /// was too small for the run: the rate then includes making sessions).
+    sessions_made_in_run: u64,
 }
 
 async fn post(
@@ -170,6 +182,7 @@ async fn set_up(client: &reqwest::Client, args: &Args, run: &str) -> anyhow::Res
                 .as_str()
                 .context("refresh_token")?
                 .to_owned(),
+            pool: Vec::new(),
         });
     }
     Ok(vus)
@@ -185,17 +198,16 @@ async fn step(
     n: u64,
 ) -> anyhow::Result<(u16, Duration)> {
     if let Mode::Logout = mode {
-        let (status, body) = match &args.admin_key {
-            Some(key) => {
-                let url = format!("{}/v1/admin/sessions", args.url);
-                post(client, &url, &json!({ "user": vu.username }), Some(key)).await?
+        let access = match vu.pool.pop() {
+            Some(access) => access,
+            None => {
+                let (status, body) = new_session(client, args, vu).await?;
+                if status != 200 {
+                    return Ok((status, Duration::ZERO));
+                }
+                body["access_token"].as_str().unwrap_or_default().to_owned()
             }
-            None => login(client, &args.url, &vu.username, &args.password).await?,
         };
-        if status != 200 {
-            return Ok((status, Duration::ZERO));
-        }
-        let access = body["access_token"].as_str().unwrap_or_default().to_owned();
         let began = Instant::now();
         let status = post(
             client,
@@ -210,6 +222,74 @@ async fn step(
     let began = Instant::now();
     let status = timed_step(client, args, vu, mode, n).await?;
     Ok((status, began.elapsed()))
+}
+
+/// A new session of this virtual user: by the admin API when its key is given (no argon2), else
+/// by a login.
+async fn new_session(
+    client: &reqwest::Client,
+    args: &Args,
+    vu: &Vu,
+) -> anyhow::Result<(u16, Value)> {
+    match &args.admin_key {
+        Some(key) => {
+            let url = format!("{}/v1/admin/sessions", args.url);
+            post(client, &url, &json!({ "user": vu.username }), Some(key)).await
+        }
+        None => login(client, &args.url, &vu.username, &args.password).await,
+    }
+}
+
+/// Sessions of one pool user: below Tessera's default cap on live sessions per user (100), so
+/// no pool session is ended by the cap before its logout.
+const POOL_SESSIONS_PER_USER: usize = 50;
+
+/// Fills each virtual user's pool of sessions for `logout --pool` (all users at once). Needs the
+/// admin API key: the sessions are minted for password-less users made on the way.
+async fn fill_pools(
+    client: &reqwest::Client,
+    args: &Arc<Args>,
+    vus: Vec<Vu>,
+) -> anyhow::Result<Vec<Vu>> {
+    let mut tasks = Vec::new();
+    for mut vu in vus {
+        let (client, args) = (client.clone(), Arc::clone(args));
+        tasks.push(tokio::spawn(async move {
+            let key = args
+                .admin_key
+                .as_deref()
+                .context("--pool needs the admin API key (--admin-key)")?;
+            let url = format!("{}/v1/admin/sessions", args.url);
+            while vu.pool.len() < args.pool {
+                let user = format!(
+                    "{}-p{}",
+                    vu.username,
+                    vu.pool.len() / POOL_SESSIONS_PER_USER
+                );
+                let (status, body) = post(
+                    &client,
+                    &url,
+                    &json!({ "user": user, "create": true }),
+                    Some(key),
+                )
+                .await?;
+                if status != 200 {
+                    bail!("making a session for the pool answered {status}: {body}");
+                }
+                let access = body["access_token"]
+                    .as_str()
+                    .context("access_token")?
+                    .to_owned();
+                vu.pool.push(access);
+            }
+            Ok(vu)
+        }));
+    }
+    let mut filled = Vec::new();
+    for task in tasks {
+        filled.push(task.await??);
+    }
+    Ok(filled)
 }
 
 async fn timed_step(
@@ -296,7 +376,10 @@ async fn main() -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_micros()
     );
-    let vus = set_up(&client, &args, &run).await?;
+    let mut vus = set_up(&client, &args, &run).await?;
+    if matches!(args.mode, Mode::Logout) && args.pool > 0 {
+        vus = fill_pools(&client, &args, vus).await?;
+    }
 
     let start = Instant::now();
     let measure_from = start + args.warmup;
@@ -312,10 +395,14 @@ async fn main() -> anyhow::Result<()> {
                 if began >= stop_at {
                     break;
                 }
+                let pool_empty = vu.pool.is_empty();
                 let result = step(&client, &args, &mut vu, args.mode, n).await;
                 n += 1;
                 if began < measure_from {
                     continue;
+                }
+                if matches!(args.mode, Mode::Logout) && args.pool > 0 && pool_empty {
+                    tally.sessions_made_in_run += 1;
                 }
                 match result {
                     Ok((status, took)) => {
@@ -338,6 +425,7 @@ async fn main() -> anyhow::Result<()> {
             *all.statuses.entry(status).or_default() += count;
         }
         all.transport_errors += t.transport_errors;
+        all.sessions_made_in_run += t.sessions_made_in_run;
     }
     all.latencies_us.sort_unstable();
     let seconds = args.duration.as_secs_f64();
@@ -354,6 +442,7 @@ async fn main() -> anyhow::Result<()> {
         max_ms: percentile(&all.latencies_us, 1.0),
         statuses: all.statuses,
         transport_errors: all.transport_errors,
+        sessions_made_in_run: all.sessions_made_in_run,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -363,6 +452,12 @@ async fn main() -> anyhow::Result<()> {
             report.mode, report.concurrency, report.ops_per_sec, report.p50_ms, report.p90_ms, report.p99_ms, report.max_ms,
             report.statuses, report.transport_errors
         );
+        if report.sessions_made_in_run > 0 {
+            println!(
+                "{} logouts made their session during the run: raise --pool",
+                report.sessions_made_in_run
+            );
+        }
     }
     let failures: u64 = report
         .statuses

@@ -372,22 +372,31 @@ pub async fn build_state(
 /// How often the key ring is read again.
 pub const KEY_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The least time between two reads of the log woken by the store's bus. One announcement is
+/// read at once; a burst of them (every append is announced, this process's own too) is read
+/// in batches of at most this age instead of one read per append.
+pub const SIGNAL_GAP: Duration = Duration::from_millis(2);
+
 /// Follows the revocation log for revocations made by other processes: at every tick, and at
 /// once when the store's bus says another instance appended (Redis pub/sub).
 async fn tail_revocations(state: AppState) {
     let mut tick = tokio::time::interval(TAIL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let signal = state.sessions.revocation_signal();
+    let mut last_read = tokio::time::Instant::now();
     loop {
         match &signal {
             Some(signal) => tokio::select! {
                 _ = tick.tick() => {}
-                () = signal.notified() => {}
+                () = signal.notified() => {
+                    tokio::time::sleep_until(last_read + SIGNAL_GAP).await;
+                }
             },
             None => {
                 tick.tick().await;
             }
         }
+        last_read = tokio::time::Instant::now();
         if let Err(e) = state
             .revocations
             .sync(state.sessions.as_ref(), state.now())

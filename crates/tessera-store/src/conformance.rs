@@ -524,6 +524,77 @@ pub async fn rotate_concurrently(store: impl TestStore) {
     );
 }
 
+/// Many chains rotating at once, several tasks per session (as refreshes of many clients are,
+/// with retries racing): per session, exactly the calls that answered `true` moved the
+/// generation, one step each, and a revoked session in the middle of it never moves again.
+pub async fn rotate_many_at_once(store: impl TestStore) {
+    let store = Arc::new(store);
+    let u = user(&*store, "u").await;
+    let mut sessions = Vec::new();
+    for i in 0..12 {
+        sessions.push(session_at(&*store, &u, i).await);
+    }
+    let revoked = sessions[0].id;
+    let mut tasks = Vec::new();
+    for s in &sessions {
+        for _ in 0..3 {
+            let (store, s) = (Arc::clone(&store), s.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut wins = 0u64;
+                for step in 0..20 {
+                    let Some(current) = store.session(&s.id).await.expect("read") else {
+                        break;
+                    };
+                    let next = current.rotated(&policy(), t(20 + step));
+                    if store
+                        .rotate(&next, current.generation)
+                        .await
+                        .expect("rotate")
+                    {
+                        wins += 1;
+                    }
+                }
+                (s.id, wins)
+            }));
+        }
+    }
+    store
+        .revoke_sessions(
+            &SessionSelector::One(revoked),
+            RevokeReason::Logout,
+            t(20),
+            KEEP,
+        )
+        .await
+        .expect("revoke");
+    let revoked_at = store
+        .session(&revoked)
+        .await
+        .expect("read")
+        .expect("exists")
+        .generation;
+    let mut wins = std::collections::HashMap::new();
+    for task in tasks {
+        let (sid, n) = task.await.expect("task");
+        *wins.entry(sid).or_insert(0u64) += n;
+    }
+    for s in &sessions {
+        let stored = store.session(&s.id).await.expect("read").expect("exists");
+        assert_eq!(
+            stored.generation, wins[&s.id],
+            "each successful rotation moved the generation by one"
+        );
+        if s.id == revoked {
+            assert_eq!(
+                stored.generation, revoked_at,
+                "no rotation after revocation"
+            );
+        } else {
+            assert!(stored.generation >= 20, "every chain advanced");
+        }
+    }
+}
+
 /// Revoking one session, all of a user's, or all but one; entries come back and are logged once.
 pub async fn revoke_sessions(store: impl TestStore) {
     let u = user(&store, "u").await;
@@ -870,6 +941,7 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@cases $make;
             users, import_users, keyring, login_failures, sessions_round_trip, rotate_compare_and_set, rotate_concurrently,
+            rotate_many_at_once,
             revoke_sessions, session_limit, revocation_log, purge, ping);
     };
     (@cases $make:expr; $($case:ident),*) => {

@@ -162,4 +162,63 @@ mod regressions {
             "index TTL {ttl} ms covers the absolute expiry"
         );
     }
+    /// A logout leaves the session's id in its user's index (one round trip less); the next
+    /// listing of the index drops it, and a login past the cap drops it too.
+    #[tokio::test]
+    async fn ended_sessions_leave_the_user_index_when_it_is_next_listed() {
+        let redis = RedisServer::start(&[]);
+        let s = store(&redis).await;
+        let policy = SessionPolicy {
+            idle_ttl: Duration::from_secs(100),
+            max_age: Duration::from_secs(1000),
+            grace: Duration::ZERO,
+        };
+        let keep = Duration::from_secs(330);
+        let user = UserId::random();
+        let now = Timestamp::from_secs(1_900_000_000);
+        let new_session = || {
+            Session::new(
+                user.clone(),
+                "k".into(),
+                ClientInfo::default(),
+                &policy,
+                now,
+            )
+        };
+        let index = format!("r:u:{{{user}}}");
+        let indexed = || -> u64 {
+            redis
+                .cli(&["ZCARD", &index])
+                .expect("zcard")
+                .parse()
+                .expect("number")
+        };
+        let (a, b) = (new_session(), new_session());
+        for session in [&a, &b] {
+            s.create_session(session, 2, keep).await.expect("create");
+        }
+        let ended = s
+            .revoke_sessions(
+                &tessera_store::SessionSelector::One(a.id),
+                tessera_core::session::RevokeReason::Logout,
+                now,
+                keep,
+            )
+            .await
+            .expect("revoke");
+        assert_eq!(ended.len(), 1);
+        assert_eq!(indexed(), 2, "the logout itself does not touch the index");
+        let live = s.live_sessions(&user, now).await.expect("list");
+        assert_eq!(live.iter().map(|x| x.id).collect::<Vec<_>>(), vec![b.id]);
+        assert_eq!(indexed(), 1, "listing dropped the ended session");
+
+        // Past the cap, a login lists the index: the oldest live session is ended and dropped.
+        let (c, d) = (new_session(), new_session());
+        for session in [&c, &d] {
+            s.create_session(session, 2, keep).await.expect("create");
+        }
+        let live = s.live_sessions(&user, now).await.expect("list");
+        assert_eq!(live.len(), 2, "the cap holds: {live:?}");
+        assert_eq!(indexed(), 2);
+    }
 }

@@ -77,7 +77,6 @@ pub struct RedisStore {
     pub(super) pending: std::sync::Mutex<
         Vec<(
             SessionId,
-            UserId,
             tessera_core::session::RevokeReason,
             tessera_core::Timestamp,
         )>,

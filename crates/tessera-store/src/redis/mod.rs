@@ -5,15 +5,17 @@
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
 //! | `P s:{<sid>}` | hash | one session: user, nonce, key id, generation, times, revocation, client | the session's expiry + one access-token lifetime |
-//! | `P u:{<user id>}` | sorted set | the user's live session ids, scored by creation time | as long as its longest session |
+//! | `P u:{<user id>}` | sorted set | the user's session ids, scored by creation time (revoked and expired ids leave it when next listed) | as long as its longest session |
 //! | `{P rev}:seq` | string | the revocation log's sequence counter | none (it must never go back) |
 //! | `{P rev}:log` | sorted set | revocation entries `kind:subject:at:until:seq`, scored by sequence | the latest entry's time |
 //! | `{P rev}:exp` | sorted set | the same members, scored by `until` (for the purge) | likewise |
 //!
 //! A session lives in ONE key, so the rotation script touches one slot. The revocation log lives
-//! under one hash tag, so appending is one atomic script. Every revocation is appended to the log
-//! first and applied to the session second: a failure in between leaves the session revoked
-//! through the log (which every instance reads), never silently alive.
+//! under one hash tag, so appending is one atomic script. On a single node, revoking a session
+//! (append its entry, mark it) is one atomic script too. On a cluster the two are in different
+//! slots: every revocation is appended to the log first and applied to the session second, so
+//! a failure in between leaves the session revoked through the log (which every instance
+//! reads), never silently alive.
 //!
 //! Every append is also published on the channel `P revocations`, so other instances read the
 //! log at once instead of at their next poll.
@@ -182,9 +184,15 @@ fn parse_member(text: &str) -> Result<RevocationEntry, StoreError> {
 }
 
 impl RedisStore {
-    async fn append(&self, entry: &RevocationEntry, now: Timestamp) -> Result<(), StoreError> {
+    /// The keys and arguments of the shared append function (see `scripts::APPEND_FUNCTION`),
+    /// after those the script itself adds before them.
+    fn append_operands(
+        &self,
+        inv: &mut redis::ScriptInvocation<'_>,
+        entry: &RevocationEntry,
+        now: Timestamp,
+    ) {
         let until = entry.until();
-        let mut inv = scripts::APPEND.prepare_invoke();
         inv.key(self.keys.rev_seq())
             .key(self.keys.rev_log())
             .key(self.keys.rev_exp())
@@ -192,6 +200,11 @@ impl RedisStore {
             .arg(until.as_millis())
             .arg(ttl_until(until, now))
             .arg(self.keys.channel());
+    }
+
+    async fn append(&self, entry: &RevocationEntry, now: Timestamp) -> Result<(), StoreError> {
+        let mut inv = scripts::APPEND.prepare_invoke();
+        self.append_operands(&mut inv, entry, now);
         let _: i64 = self.invoke(&inv).await?;
         Ok(())
     }
@@ -203,7 +216,22 @@ impl RedisStore {
         now: Timestamp,
         keep: Duration,
     ) -> Result<Option<RevocationEntry>, StoreError> {
-        // One read for both: already revoked (`x`) or gone (no owner `u`) means nothing to log.
+        let entry = RevocationEntry::RevokedSession {
+            sid: *sid,
+            at: now,
+            until: now.plus(keep),
+        };
+        if !self.is_cluster() {
+            // One atomic script: check, append, mark (see REVOKE_LOGGED).
+            let mut inv = scripts::REVOKE_LOGGED.prepare_invoke();
+            inv.key(self.keys.session(sid));
+            self.append_operands(&mut inv, &entry, now);
+            inv.arg(now.as_millis()).arg(reason.as_str());
+            let seq: i64 = self.invoke(&inv).await?;
+            return Ok((seq > 0).then_some(entry));
+        }
+        // On a cluster, three steps. One read for both: already revoked (`x`) or gone (no owner
+        // `u`) means nothing to log.
         let (revoked, owner): (Option<String>, Option<String>) = self
             .query(
                 redis::cmd("HMGET")
@@ -212,38 +240,29 @@ impl RedisStore {
                     .arg("u"),
             )
             .await?;
-        let Some(owner) = owner.and_then(|o| o.parse::<UserId>().ok()) else {
-            return Ok(None);
-        };
-        if revoked.is_some() {
+        if owner.is_none() || revoked.is_some() {
             return Ok(None);
         }
-        let entry = RevocationEntry::RevokedSession {
-            sid: *sid,
-            at: now,
-            until: now.plus(keep),
-        };
         self.append(&entry, now).await?; // the log first: see the module docs
-        if let Err(e) = self.mark_revoked(sid, &owner, reason, now).await {
+        if let Err(e) = self.mark_revoked(sid, reason, now).await {
             // Every instance already honours the log entry; the mark on the session itself is
             // retried with every log read until it lands, so the session stays revoked after
             // the entry's time too.
             self.pending
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((*sid, owner, reason, now));
+                .push((*sid, reason, now));
             return Err(e);
         }
         // Appended: the caller applies the entry even if a concurrent revoker marked it first.
         Ok(Some(entry))
     }
 
-    /// Marks the session hash revoked and takes it out of its user's index of live sessions (so
-    /// listing and "log out everywhere" stay proportional to live sessions).
+    /// Marks the session hash revoked. Its id leaves the user's index the next time the index is
+    /// listed (one round trip less on every logout; the next login lists it anyway).
     async fn mark_revoked(
         &self,
         sid: &SessionId,
-        owner: &UserId,
         reason: RevokeReason,
         now: Timestamp,
     ) -> Result<(), StoreError> {
@@ -252,13 +271,6 @@ impl RedisStore {
             .arg(now.as_millis())
             .arg(reason.as_str());
         let _: i64 = self.invoke(&inv).await?;
-        let _: i64 = self
-            .query(
-                redis::cmd("ZREM")
-                    .arg(self.keys.user(owner))
-                    .arg(sid.to_string()),
-            )
-            .await?;
         Ok(())
     }
 
@@ -270,17 +282,18 @@ impl RedisStore {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        for (sid, owner, reason, at) in pending {
-            if self.mark_revoked(&sid, &owner, reason, at).await.is_err() {
+        for (sid, reason, at) in pending {
+            if self.mark_revoked(&sid, reason, at).await.is_err() {
                 self.pending
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push((sid, owner, reason, at));
+                    .push((sid, reason, at));
             }
         }
     }
 
-    /// The user's sessions that still exist, dropping ids whose key has expired from the index.
+    /// The user's sessions that exist and are not revoked, dropping the ids of the others (an
+    /// expired key, a revoked session) from the index.
     async fn user_sessions(&self, user_id: &UserId) -> Result<Vec<Session>, StoreError> {
         let index = self.keys.user(user_id);
         let ids: Vec<String> = self
@@ -290,8 +303,8 @@ impl RedisStore {
         for id in ids {
             let sid: SessionId = id.parse().map_err(|_| corrupt("session id"))?;
             match self.session(&sid).await? {
-                Some(s) => sessions.push(s),
-                None => {
+                Some(s) if s.revoked.is_none() => sessions.push(s),
+                _ => {
                     let _: i64 = self.query(redis::cmd("ZREM").arg(&index).arg(&id)).await?;
                 }
             }
@@ -342,7 +355,12 @@ impl SessionStore for RedisStore {
                 .query(redis::cmd("PEXPIRE").arg(&index).arg(index_wanted))
                 .await?;
         }
-        // The cap on live sessions: the oldest go first, never the new one.
+        // The cap on live sessions: the oldest go first, never the new one. The index holds every
+        // live session (and perhaps some ended ones), so an index within the cap needs no look.
+        let indexed: u64 = self.query(redis::cmd("ZCARD").arg(&index)).await?;
+        if indexed <= u64::from(max_live.max(1)) {
+            return Ok(Vec::new());
+        }
         let mut live_sessions: Vec<Session> = self
             .user_sessions(&session.user_id)
             .await?

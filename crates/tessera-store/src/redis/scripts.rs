@@ -45,25 +45,50 @@ pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Appends a revocation entry to the log and announces its sequence number. The member ends in
-/// its sequence number, so each append is a new member: the same entry appended twice never
-/// moves an older one (which would look like a log that went back).
-/// KEYS[1] sequence counter, KEYS[2] log (score = seq), KEYS[3] expiry index (score = until).
+/// The Lua function both appending scripts share: appends a revocation entry to the log and
+/// announces its sequence number. The member ends in its sequence number, so each append is a
+/// new member: the same entry appended twice never moves an older one (which would look like a
+/// log that went back).
+/// Keys: sequence counter, log (score = seq), expiry index (score = until). Arguments: member,
+/// until ms, key ttl ms, channel.
+const APPEND_FUNCTION: &str = r"
+local function append(seq_key, log_key, exp_key, entry, until_ms, ttl, channel)
+  local seq = redis.call('INCR', seq_key)
+  local member = entry .. ':' .. seq
+  redis.call('ZADD', log_key, seq, member)
+  redis.call('ZADD', exp_key, until_ms, member)
+  for _, key in ipairs({ log_key, exp_key }) do
+    if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
+  end
+  redis.call('PUBLISH', channel, seq)
+  return seq
+end
+";
+
+/// Appends a revocation entry to the log (see [`APPEND_FUNCTION`]); returns its sequence number.
+/// KEYS[1] sequence counter, KEYS[2] log, KEYS[3] expiry index.
 /// ARGV: member, until ms, key ttl ms, channel.
 pub(super) static APPEND: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local seq = redis.call('INCR', KEYS[1])
-        local member = ARGV[1] .. ':' .. seq
-        redis.call('ZADD', KEYS[2], seq, member)
-        redis.call('ZADD', KEYS[3], ARGV[2], member)
-        for i = 2, 3 do
-          if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
-        end
-        redis.call('PUBLISH', ARGV[4], seq)
-        return seq
-        ",
-    )
+    Script::new(&format!(
+        "{APPEND_FUNCTION}
+        return append(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+    ))
+});
+
+/// On a single Redis node (not a cluster: the keys are in different slots), revoking a session
+/// is ONE atomic script: if the session exists and is not revoked yet, append its revocation
+/// entry and mark it revoked. Returns the entry's sequence number, or 0 if nothing was revoked.
+/// KEYS[1] session, KEYS[2] sequence counter, KEYS[3] log, KEYS[4] expiry index.
+/// ARGV: member, until ms, key ttl ms, channel, revoked at, reason.
+pub(super) static REVOKE_LOGGED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{APPEND_FUNCTION}
+        if redis.call('HEXISTS', KEYS[1], 'u') == 0 then return 0 end
+        if redis.call('HEXISTS', KEYS[1], 'x') == 1 then return 0 end
+        local seq = append(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+        redis.call('HSET', KEYS[1], 'x', ARGV[5], 'y', ARGV[6])
+        return seq"
+    ))
 });
 
 /// Reads the log after a cursor: { start cursor, member1, seq1, member2, seq2, … }.

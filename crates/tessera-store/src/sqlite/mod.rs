@@ -2,11 +2,14 @@
 //!
 //! Writes go through a pool of ONE connection (SQLite has one writer at a time anyway; this keeps
 //! writers queued in Tokio instead of spinning on `SQLITE_BUSY`); reads use a pool of several.
+//! Rotations, the hot write, are group-committed: those waiting at one moment share one
+//! transaction and one fsync ([`group_commit`]).
 //! `synchronous = FULL` by default: a rotation or logout that was acknowledged survives a power
 //! cut. [`Durability::Process`] (`synchronous = NORMAL`) survives a crash of the process but may
 //! lose the last transactions on a power cut, for many times the write rate (BENCHMARKS.md).
 //! Other processes on the same file (the `tessera user …` commands) wait on `busy_timeout`.
 
+mod group_commit;
 mod rows;
 
 use std::path::Path;
@@ -53,6 +56,7 @@ impl Durability {
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    rotations: group_commit::Rotations,
 }
 
 impl SqliteStore {
@@ -101,7 +105,12 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Self { reader, writer })
+        let rotations = group_commit::Rotations::start(writer.clone());
+        Ok(Self {
+            reader,
+            writer,
+            rotations,
+        })
     }
 
     /// Writes a consistent copy of the live database to `dest` (`VACUUM INTO`), safe while serving.
@@ -457,23 +466,17 @@ impl SessionStore for SqliteStore {
     }
 
     async fn rotate(&self, next: &Session, expected_generation: u64) -> Result<bool, StoreError> {
-        // One statement: the compare (generation, not revoked) and the set happen atomically.
-        let done = sqlx::query(
-            "update sessions
-             set generation = ?, rotated_at = ?, last_used_at = ?, idle_expires_at = ?, expires_at = ?
-             where id = ? and generation = ? and revoked_at is null",
-        )
-        .bind(i64::try_from(next.generation).unwrap_or(i64::MAX))
-        .bind(next.rotated_at.as_millis())
-        .bind(next.last_used_at.as_millis())
-        .bind(next.idle_expires_at.as_millis())
-        .bind(next.expires_at().as_millis())
-        .bind(next.id.to_string())
-        .bind(i64::try_from(expected_generation).unwrap_or(i64::MAX))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        self.rotations
+            .rotate(group_commit::Rotation {
+                id: next.id.to_string(),
+                expected_generation: i64::try_from(expected_generation).unwrap_or(i64::MAX),
+                generation: i64::try_from(next.generation).unwrap_or(i64::MAX),
+                rotated_at: next.rotated_at.as_millis(),
+                last_used_at: next.last_used_at.as_millis(),
+                idle_expires_at: next.idle_expires_at.as_millis(),
+                expires_at: next.expires_at().as_millis(),
+            })
+            .await
     }
 
     async fn revoke_sessions(
