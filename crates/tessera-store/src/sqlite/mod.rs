@@ -3,7 +3,7 @@
 //! Writes go through a pool of ONE connection (SQLite has one writer at a time anyway; this keeps
 //! writers queued in Tokio instead of spinning on `SQLITE_BUSY`); reads use a pool of several.
 //! Rotations, the hot write, are group-committed: those waiting at one moment share one
-//! transaction and one fsync ([`group_commit`]).
+//! transaction and one fsync (`group_commit.rs`).
 //! `synchronous = FULL` by default: a rotation or logout that was acknowledged survives a power
 //! cut. [`Durability::Process`] (`synchronous = NORMAL`) survives a crash of the process but may
 //! lose the last transactions on a power cut, for many times the write rate (BENCHMARKS.md).
