@@ -20,6 +20,9 @@ for mode in refresh verify verify-fresh logout mixed; do
   target/debug/tessera-bench --url "http://127.0.0.1:$PORT" --mode "$mode" --concurrency 4 \
     --duration 2s --warmup 0s --fail-on-error
 done
+# logout with sessions minted before the run (the pool path of the load generator)
+target/debug/tessera-bench --url "http://127.0.0.1:$PORT" --mode logout --pool 25 --concurrency 4 \
+  --duration 2s --warmup 0s --fail-on-error
 kill -TERM $SERVER
 wait $SERVER
 echo "smoke: every flow answered 2xx; the server stopped cleanly"
